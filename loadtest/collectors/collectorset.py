@@ -1,0 +1,142 @@
+"""CollectorSet: every collector of a test run, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from loadtest.collectors.config import CollectorConfig
+from loadtest.collectors.probe import read_users
+from loadtest.collectors.runtime import Clock, Runtime, run_ticker
+from loadtest.collectors.samplers import (
+    BacklogSampler,
+    CanarySampler,
+    Context,
+    Gaps,
+    MachineSampler,
+    MasterSampler,
+    ProbeSampler,
+    ProcessSampler,
+    Target,
+    make_target,
+)
+from loadtest.collectors.series import SeriesStore
+
+log = logging.getLogger("loadtest.collectors")
+FLUSH_INTERVAL_S = 1.0
+
+
+class CollectorSet:
+    """Samplers for one or more targets on two fixed clocks (probes, everything else) and an
+    optional artifacts flusher. ``start()`` returns at once; ``stop()`` ends every loop, closes
+    what the collectors opened and flushes a last time."""
+
+    def __init__(self, targets: Iterable[Target], store: SeriesStore,
+                 config: CollectorConfig | None = None, *, artifacts: str | Path | None = None,
+                 generator_pid: int | None = None) -> None:
+        self.config = config or CollectorConfig()
+        self.store = store
+        self.targets = list(targets)
+        self.artifacts = None if artifacts is None else Path(artifacts)
+        self.runtime = Runtime()
+        self.clock = Clock()
+        self.gaps = Gaps(store)
+        self.ctx = Context(store, self.runtime, self.clock, self.config, self.gaps)
+        enabled = set(self.config.collectors)
+        self.samplers: list[Any] = []
+        self.probes: list[ProbeSampler] = []
+        if "machine" in enabled:
+            self.samplers.append(MachineSampler(self.ctx, generator_pid))
+        for target in self.targets:
+            if "master" in enabled:
+                self.samplers.append(MasterSampler(self.ctx, target))
+            if "processes" in enabled:
+                self.samplers.append(ProcessSampler(self.ctx, target))
+            if "backlog" in enabled:
+                self.samplers.append(BacklogSampler(self.ctx, target))
+            if "canary" in enabled:
+                self.samplers.append(CanarySampler(self.ctx, target, "data", target.data_dir))
+                self.samplers.append(CanarySampler(self.ctx, target, "proc", target.proc_dir))
+            if "probe" in enabled:
+                self.probes.append(ProbeSampler(self.ctx, target))
+        self._stop = threading.Event()
+        self._started = False
+        self.missed_ticks = 0
+
+    @classmethod
+    def from_deployment(cls, deployment: Any, store: SeriesStore,
+                        config: CollectorConfig | None = None, *,
+                        instances: Iterable[str] | None = None,
+                        artifacts: str | Path | None = None) -> CollectorSet:
+        """One set of collectors per instance of a ``loadtest.deploy.Deployment``."""
+        wanted = None if instances is None else set(instances)
+        targets = []
+        for info in deployment.instances:
+            if wanted is not None and info.name not in wanted:
+                continue
+            users = read_users(info.users_file) if os.path.exists(info.users_file) else []
+            targets.append(make_target(info, users))
+        return cls(targets, store, config, artifacts=artifacts)
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.artifacts is not None:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.runtime.spawn(self._loop, self.config.interval, self._tick_samplers)
+        if self.probes:
+            self.runtime.spawn(self._loop, 1.0 / self.config.probe_rate, self._tick_probes)
+        if self.artifacts is not None:
+            self.runtime.spawn(self._loop, FLUSH_INTERVAL_S, self._tick_flush)
+
+    def _loop(self, interval: float, tick: Any) -> None:
+        try:
+            self.missed_ticks += run_ticker(self.runtime, self.clock, interval, self._stop,
+                                            lambda t, _mono: tick(t))
+        except Exception:  # never let a collector loop die silently
+            log.exception("collector loop stopped")
+
+    def _tick_samplers(self, t: float) -> None:
+        for sampler in self.samplers:
+            sampler.tick(t)
+
+    def _tick_probes(self, t: float) -> None:
+        for probe in self.probes:
+            probe.tick(t)
+
+    def _tick_flush(self, _t: float) -> None:
+        self.runtime.spawn(self.flush)
+
+    def flush(self) -> None:
+        if self.artifacts is None:
+            return
+        try:
+            self.store.flush(self.artifacts)
+        except OSError as exc:
+            log.warning("cannot flush collector series to %s: %s", self.artifacts, exc)
+
+    def stop(self) -> None:
+        if not self._started or self._stop.is_set():
+            return
+        self._stop.set()
+        now = self.clock.now()
+        for probe in self.probes:
+            probe.finish(now)
+        for sampler in self.samplers:
+            sampler.finish(now)
+        self.gaps.close_all(now)
+        self._close_own_events(now)
+        self.flush()
+        self.runtime.close()
+
+    def _close_own_events(self, now: float) -> None:
+        """Stalls and heartbeat gaps still open at the end: they end now, marked as such."""
+        for kind in ("stall", "heartbeat_gap"):
+            for event in self.store.events(kind):
+                if event.end is None:
+                    self.store.close_event(event, end=now, open_at_end=True)

@@ -1,0 +1,242 @@
+"""Pure parsers for what the collectors read: master's Prometheus stats, /proc files.
+
+No I/O, no Locust, no gevent: every function takes the text (or bytes) of one file and returns
+plain data, so each is tested on literal text copied from a real machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+# Metric names master writes into {configdirectory}/stats/master.txt (Cyrus 3.6 master.c).
+MASTER_METRICS = {
+    "cyrus_master_forks_total": "master_forks_total",
+    "cyrus_master_ready_workers": "ready_workers",
+    "cyrus_master_active_children": "active_children",
+    "cyrus_master_max_children": "max_children",
+    "cyrus_master_ready_fails_total": "ready_fails_total",
+}
+
+TCP_LISTEN = "0A"  # st column of /proc/net/tcp for a listening socket
+
+
+class ParseError(ValueError):
+    """The text is not what the file is supposed to contain."""
+
+
+# -- Prometheus text (master's stats file, or a /metrics page) -------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PromSample:
+    name: str
+    labels: dict[str, str]
+    value: float
+    timestamp: float | None  # unix seconds (master writes milliseconds; the parser converts)
+
+
+def parse_prometheus(text: str) -> list[PromSample]:
+    """Every sample of a Prometheus text exposition, in order."""
+    try:
+        return [PromSample(s.name, dict(s.labels), float(s.value),
+                           None if s.timestamp is None else float(s.timestamp))
+                for family in text_string_to_metric_families(text)
+                for s in family.samples]
+    except ValueError as exc:
+        raise ParseError(f"not Prometheus text: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class MasterStats:
+    """Master's per-service figures, keyed by (service, family), plus its last write time."""
+
+    values: dict[tuple[str, str], dict[str, float]]  # (service, family) -> signal -> value
+    updated: float | None  # newest timestamp in the file: when master last completed its loop
+
+    def service(self, name: str) -> dict[str, float]:
+        """Sum over address families (ipv4 + ipv6 listeners of one service)."""
+        total: dict[str, float] = {}
+        for (service, _family), signals in self.values.items():
+            if service == name:
+                for signal, value in signals.items():
+                    total[signal] = total.get(signal, 0.0) + value
+        return total
+
+
+def parse_master_stats(text: str) -> MasterStats:
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    updated: float | None = None
+    for sample in parse_prometheus(text):
+        if sample.timestamp is not None and (updated is None or sample.timestamp > updated):
+            updated = sample.timestamp
+        signal = MASTER_METRICS.get(sample.name)
+        if signal is None:
+            continue
+        key = (sample.labels.get("service", ""), sample.labels.get("family", ""))
+        values.setdefault(key, {})[signal] = sample.value
+    return MasterStats(values, updated)
+
+
+# -- /proc/net/tcp and tcp6 -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ListenSocket:
+    address: str
+    port: int
+    queue: int  # connections completed by the kernel, not yet accepted (rx_queue)
+    inode: int
+    # The queue's limit is not in /proc/net/tcp (tx_queue of a listener is 0): it is master -l.
+
+
+def _decode_address(hex_addr: str) -> str:
+    raw = bytes.fromhex(hex_addr)
+    # The kernel prints each 32-bit word in host (little-endian) byte order.
+    fixed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(fixed))
+
+
+def parse_proc_net_tcp(text: str) -> list[ListenSocket]:
+    """Listening sockets of /proc/net/tcp or /proc/net/tcp6."""
+    sockets = []
+    lines = text.splitlines()
+    if not lines or not lines[0].split() or lines[0].split()[0] != "sl":
+        raise ParseError("not /proc/net/tcp: no 'sl' header")
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != TCP_LISTEN:
+            continue
+        addr, port = fields[1].split(":")
+        _tx, rx = fields[4].split(":")
+        sockets.append(ListenSocket(_decode_address(addr), int(port, 16), int(rx, 16),
+                                    int(fields[9])))
+    return sockets
+
+
+def listen_queue(sockets: list[ListenSocket], port: int) -> int | None:
+    """Accept-queue length summed over the sockets listening on ``port``; None if none is."""
+    matching = [s for s in sockets if s.port == port]
+    if not matching:
+        return None
+    return sum(s.queue for s in matching)
+
+
+# -- /proc/net/netstat, /proc/stat, /proc/loadavg ---------------------------------------------
+
+def parse_netstat(text: str) -> dict[str, int]:
+    """Counters of /proc/net/netstat (header line + value line per group), as 'TcpExt.Name'."""
+    counters: dict[str, int] = {}
+    lines = text.splitlines()
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
+        names, numbers = header.split(), values.split()
+        if not names or names[0] != numbers[0]:
+            raise ParseError(f"/proc/net/netstat: header {names[:1]} without its values")
+        group = names[0].rstrip(":")
+        for name, number in zip(names[1:], numbers[1:], strict=False):
+            counters[f"{group}.{name}"] = int(number)
+    return counters
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    processes: int  # forks since boot
+    procs_running: int
+    procs_blocked: int
+    cpu_ticks: int  # all CPUs, all states (for the collectors' own share)
+
+
+def parse_proc_stat(text: str) -> ProcStat:
+    fields: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if parts:
+            fields[parts[0]] = parts[1:]
+    try:
+        return ProcStat(int(fields["processes"][0]), int(fields["procs_running"][0]),
+                        int(fields["procs_blocked"][0]),
+                        sum(int(x) for x in fields["cpu"]))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ParseError(f"/proc/stat: missing or bad field {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadAvg:
+    load1: float
+    load5: float
+    load15: float
+    runnable: int
+    total: int
+
+
+def parse_loadavg(text: str) -> LoadAvg:
+    try:
+        l1, l5, l15, ratio, _last = text.split()
+        runnable, total = ratio.split("/")
+        return LoadAvg(float(l1), float(l5), float(l15), int(runnable), int(total))
+    except ValueError:
+        raise ParseError(f"/proc/loadavg: unexpected {text.strip()!r}") from None
+
+
+# -- /proc/PID/stat, environ, cmdline, children ------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PidStat:
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    utime: int  # clock ticks
+    stime: int
+    cutime: int  # reaped children's CPU (master reaps its imapds: their CPU lands here)
+    cstime: int
+    starttime: int  # ticks after boot: with pid, identifies a process across pid reuse
+
+    @property
+    def cpu_ticks(self) -> int:
+        return self.utime + self.stime
+
+    @property
+    def cpu_ticks_with_children(self) -> int:
+        return self.utime + self.stime + self.cutime + self.cstime
+
+
+def parse_pid_stat(text: str) -> PidStat:
+    # comm may contain spaces and parentheses: it ends at the last ')'.
+    try:
+        head, rest = text.rsplit(")", 1)
+        pid, comm = head.split("(", 1)
+        f = rest.split()
+        return PidStat(int(pid), comm, f[0], int(f[1]), int(f[11]), int(f[12]), int(f[13]),
+                       int(f[14]), int(f[19]))
+    except (ValueError, IndexError):
+        raise ParseError(f"/proc/PID/stat: unexpected {text[:80]!r}") from None
+
+
+def parse_children(text: str) -> list[int]:
+    """/proc/PID/task/TID/children: space-separated pids."""
+    return [int(x) for x in text.split()]
+
+
+def parse_environ(data: bytes) -> dict[str, str]:
+    env = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            env[key.decode(errors="replace")] = value.decode(errors="replace")
+    return env
+
+
+def service_of(environ: bytes | None, cmdline: bytes | None) -> str:
+    """The Cyrus service a master child serves: CYRUS_SERVICE from its environment (master sets
+    it before exec), else the program name from its command line."""
+    if environ:
+        service = parse_environ(environ).get("CYRUS_SERVICE")
+        if service:
+            return service
+    if cmdline:
+        argv0 = cmdline.split(b"\0", 1)[0].decode(errors="replace")
+        if argv0:
+            return os.path.basename(argv0.split()[0])
+    return "unknown"

@@ -1,0 +1,290 @@
+"""Responsiveness probes on plain sockets: a fresh connection per tick (connect, greeting, LOGIN)
+and one held, logged-in session answering NOOP on the same schedule.
+
+Works with gevent-patched sockets (greenlets) and with plain threads alike: every blocking step
+has a socket timeout equal to what is left of the probe's deadline, so a hung server produces a
+timeout at the deadline, never a late clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.errors import UsageError
+
+# Failure classes, as in docs/internals.md.
+REFUSED = "refused"
+CONNECT_TIMEOUT = "connect timeout"
+GREETING_TIMEOUT = "greeting timeout"
+BYE_GREETING = "BYE greeting"
+CONNECTION_LOST = "connection lost"
+AUTH_REJECTED = "auth rejected"
+PROTOCOL_ERROR = "protocol error"
+RESPONSE_TIMEOUT = "response timeout"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Credentials({self.user!r})"
+
+
+def read_users(path: str | Path, limit: int = 2) -> list[Credentials]:
+    """The first ``limit`` users of a deployment users file (CSV username,password[,instance],
+    with or without its header line)."""
+    users: list[Credentials] = []
+    try:
+        with open(path, newline="") as fh:
+            for lineno, row in enumerate(csv.reader(fh), 1):
+                if not row or (lineno == 1 and row[0].strip().lower() == "username"):
+                    continue
+                if len(row) < 2 or not row[0]:
+                    raise UsageError(f"{path}:{lineno}: expected username,password")
+                users.append(Credentials(row[0], row[1]))
+                if len(users) >= limit:
+                    break
+    except OSError as exc:
+        raise UsageError(f"cannot read users file {path}: {exc.strerror}") from None
+    return users
+
+
+def imap_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(slots=True)
+class ProbeOutcome:
+    """Seconds for each step that finished; ``failure`` names the step's failure class."""
+
+    connect: float | None = None
+    greeting: float | None = None  # from the start of connect until the greeting arrived
+    login: float | None = None
+    failure: str | None = None
+    failed_step: str | None = None
+    timed_out: bool = False
+
+
+class _LineReader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def line(self, deadline: float) -> bytes:
+        while b"\r\n" not in self.buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            self.sock.settimeout(remaining)
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+
+def probe_once(host: str, port: int, creds: Credentials | None, timeout: float) -> ProbeOutcome:
+    """One fresh connection: connect, greeting, LOGIN (when there are credentials), LOGOUT."""
+    out = ProbeOutcome()
+    start = time.monotonic()
+    deadline = start + timeout
+    step = "connect"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+        out.connect = time.monotonic() - start
+        step = "greeting"
+        reader = _LineReader(sock)
+        greeting = reader.line(deadline)
+        if greeting.startswith(b"* BYE"):
+            out.failure, out.failed_step = BYE_GREETING, step
+            return out
+        if not greeting.startswith(b"* OK"):
+            out.failure, out.failed_step = PROTOCOL_ERROR, step
+            return out
+        out.greeting = time.monotonic() - start
+        if creds is None:
+            return out
+        step = "login"
+        sent = time.monotonic()
+        sock.sendall(f"p1 LOGIN {imap_quote(creds.user)} {imap_quote(creds.password)}\r\n"
+                     .encode())
+        while True:
+            line = reader.line(deadline)
+            if line.startswith(b"p1 "):
+                break
+        if not line.startswith(b"p1 OK"):
+            out.failure, out.failed_step = AUTH_REJECTED, step
+            return out
+        out.login = time.monotonic() - sent
+        # LOGOUT politely but untimed, within what is left of the deadline.
+        step = "logout"
+        sock.sendall(b"p2 LOGOUT\r\n")
+        while not reader.line(min(deadline, time.monotonic() + 1.0)).startswith(b"p2 "):
+            pass
+    except ConnectionRefusedError:
+        out.failure, out.failed_step = REFUSED, step
+    except TimeoutError:
+        if step != "logout":
+            out.timed_out = True
+            out.failure, out.failed_step = {
+                "connect": CONNECT_TIMEOUT, "greeting": GREETING_TIMEOUT,
+            }.get(step, RESPONSE_TIMEOUT), step
+    except OSError:
+        if step != "logout":
+            out.failure, out.failed_step = CONNECTION_LOST, step
+    finally:
+        sock.close()
+    return out
+
+
+NoopCallback = Callable[[float, float | None, str | None], None]  # (scheduled t, seconds, why)
+
+
+class HeldSession:
+    """One logged-in session; ``noop(t)`` sends a NOOP now (pipelined if earlier ones are still
+    out: open loop), the reader reports each answer's latency through ``on_result``.
+
+    A NOOP unanswered after ``timeout`` is reported as a timeout and the session is dropped and
+    re-established on a later tick (in the background, so the clock does not wait for it).
+    """
+
+    def __init__(self, host: str, port: int, creds: Credentials, timeout: float,
+                 spawn: Callable[..., None], on_result: NoopCallback) -> None:
+        self.host, self.port, self.creds, self.timeout = host, port, creds, timeout
+        self.spawn = spawn
+        self.on_result = on_result
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._connecting = False
+        self._closed = False
+        self._tags = itertools.count(1)
+        self._outstanding: dict[str, tuple[float, float]] = {}  # tag -> (scheduled t, sent mono)
+        self.last_error: str | None = None
+
+    def noop(self, t: float) -> None:
+        self._expire()
+        with self._lock:
+            sock = self._sock
+            if sock is None:
+                if not self._connecting and not self._closed:
+                    self._connecting = True
+                    self.spawn(self._connect)
+                why = self.last_error or "held session not connected yet"
+            else:
+                tag = f"h{next(self._tags)}"
+                self._outstanding[tag] = (t, time.monotonic())
+                why = None
+        if why is not None:
+            self.on_result(t, None, why)
+            return
+        try:
+            sock.sendall(f"{tag} NOOP\r\n".encode())
+        except OSError:
+            self._drop(CONNECTION_LOST)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._drop(None)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            late = [tag for tag, (_t, sent) in self._outstanding.items()
+                    if now - sent > self.timeout]
+        if late:
+            self._drop(RESPONSE_TIMEOUT)
+
+    def _drop(self, why: str | None) -> None:
+        with self._lock:
+            sock, self._sock = self._sock, None
+            outstanding, self._outstanding = self._outstanding, {}
+            if why:
+                self.last_error = f"held session: {why}"
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv; close does not
+            with contextlib.suppress(OSError):
+                sock.close()
+        if why:
+            for t, sent in outstanding.values():
+                elapsed = time.monotonic() - sent
+                self.on_result(t, elapsed if why == RESPONSE_TIMEOUT else None, why)
+
+    def _connect(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(self.timeout)
+            sock.connect((self.host, self.port))
+            reader = _LineReader(sock)
+            if not reader.line(deadline).startswith(b"* OK"):
+                raise ConnectionError("no OK greeting")
+            sock.sendall(f"l1 LOGIN {imap_quote(self.creds.user)} "
+                         f"{imap_quote(self.creds.password)}\r\n".encode())
+            while not (line := reader.line(deadline)).startswith(b"l1 "):
+                pass
+            if not line.startswith(b"l1 OK"):
+                raise PermissionError(AUTH_REJECTED)
+        except PermissionError:
+            sock.close()
+            with self._lock:
+                self._connecting = False
+                self.last_error = f"held session: {AUTH_REJECTED}"
+            return
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            sock.close()
+            with self._lock:
+                self._connecting = False
+                self.last_error = f"held session: cannot connect ({exc.__class__.__name__})"
+            return
+        sock.settimeout(None)
+        with self._lock:
+            self._connecting = False
+            if self._closed:
+                sock.close()
+                return
+            self._sock = sock
+            self.last_error = None
+        self._read_loop(sock, reader.buf)
+
+    def _read_loop(self, sock: socket.socket, buf: bytes) -> None:
+        while True:
+            while b"\r\n" in buf:
+                line, buf = buf.split(b"\r\n", 1)
+                tag = line.split(b" ", 1)[0].decode(errors="replace")
+                with self._lock:
+                    entry = self._outstanding.pop(tag, None)
+                if entry is not None:
+                    t, sent = entry
+                    if line.split(b" ", 2)[1:2] == [b"OK"]:
+                        self.on_result(t, time.monotonic() - sent, None)
+                    else:
+                        self.on_result(t, None, PROTOCOL_ERROR)
+            try:
+                chunk = sock.recv(4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with self._lock:
+                    mine = self._sock is sock
+                if mine:
+                    self._drop(CONNECTION_LOST)
+                return
+            buf += chunk

@@ -1,0 +1,661 @@
+"""The samplers: each reads one source on the fixed clock and appends to the SeriesStore.
+
+A sampler's ``read`` does only the file or socket I/O and runs in an OS thread with a deadline;
+``process`` parses and records. Faults are results: a source that is missing, unreadable or hung
+becomes a gap (value None, ``labels.why``) and one "collector_gap" event, and the others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import threading
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtest.collectors import parsers
+from loadtest.collectors.config import CollectorConfig
+from loadtest.collectors.probe import Credentials, HeldSession, probe_once
+from loadtest.collectors.runtime import Clock, Runtime
+from loadtest.collectors.series import Event, SeriesStore
+from loadtest.collectors.stall import HeartbeatTracker, HeldResult, ProbeResult, find_stalls
+
+log = logging.getLogger("loadtest.collectors")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Fault(Exception):
+    """A source cannot be read; the message says why, once, in the gap event."""
+
+
+class Gaps:
+    """Open collector gaps: one event per (collector, instance) while the same cause lasts."""
+
+    def __init__(self, store: SeriesStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str | None], tuple[str, Event]] = {}
+        self._noted: set[tuple[str, str | None, str]] = set()
+
+    def gap(self, collector: str, instance: str | None, why: str, t: float,
+            signals: tuple[str, ...] = ()) -> None:
+        for signal in signals:
+            self.store.add(signal, None, t=t, instance=instance, why=why)
+        key = (collector, instance)
+        with self._lock:
+            current = self._open.get(key)
+            if current is not None and current[0] == why:
+                return
+            if current is not None:
+                self.store.close_event(current[1], end=t)
+            event = self.store.event("collector_gap", t=t, instance=instance,
+                                     collector=collector, why=why)
+            self._open[key] = (why, event)
+        log.warning("collector %s%s: %s", collector, f" [{instance}]" if instance else "", why)
+
+    def ok(self, collector: str, instance: str | None, t: float) -> None:
+        with self._lock:
+            current = self._open.pop((collector, instance), None)
+        if current is not None:
+            self.store.close_event(current[1], end=t)
+
+    def note(self, collector: str, instance: str | None, why: str, t: float) -> None:
+        """A lasting limitation (the collector goes on, degraded): said once, as a closed event."""
+        key = (collector, instance, why)
+        with self._lock:
+            if key in self._noted:
+                return
+            self._noted.add(key)
+        self.store.event("collector_gap", t=t, end=t, instance=instance, collector=collector,
+                         why=why, degraded=True)
+        log.warning("collector %s%s: %s", collector, f" [{instance}]" if instance else "", why)
+
+    def close_all(self, t: float) -> None:
+        with self._lock:
+            current, self._open = list(self._open.values()), {}
+        for _why, event in current:
+            self.store.close_event(event, end=t)
+
+
+@dataclass
+class Context:
+    store: SeriesStore
+    runtime: Runtime
+    clock: Clock
+    config: CollectorConfig
+    gaps: Gaps
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the per-instance samplers need of a deployment instance."""
+
+    name: str
+    host: str
+    port: int
+    pid_file: str
+    master_pid: int | None
+    stats_file: str
+    data_dir: str
+    proc_dir: str
+    listen_backlog: int | None
+    metrics_url: str = ""
+    users: tuple[Credentials, ...] = ()
+
+
+# -- small /proc helpers (run inside ``read``) --------------------------------------------------
+
+def read_text(path: str) -> str:
+    with open(path) as fh:
+        return fh.read()
+
+
+def master_pid(target: Target) -> int:
+    """The live master pid: the pid file first (a restarted master has a new pid)."""
+    pid: int | None = None
+    try:
+        pid = int(read_text(target.pid_file).split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = target.master_pid
+    if pid is None:
+        raise Fault(f"no master pid (pid file {target.pid_file} unreadable, none in deployment)")
+    if not os.path.exists(f"/proc/{pid}"):
+        raise Fault(f"master pid {pid} gone (server stopped?)")
+    return pid
+
+
+# -- base ----------------------------------------------------------------------------------------
+
+class Sampler:
+    """One source on the fixed clock: ``tick`` returns at once; the work runs as a task."""
+
+    name = "sampler"
+    signals: tuple[str, ...] = ()  # recorded as gaps when the source fails
+
+    def __init__(self, ctx: Context, instance: str | None) -> None:
+        self.ctx = ctx
+        self.instance = instance
+        self._reading = False  # a read still running (maybe hung): never start a second one
+        self.io_timeout = max(ctx.config.interval, 1.0)
+
+    def tick(self, t: float) -> None:
+        if self._reading:
+            self.ctx.gaps.gap(self.name, self.instance, "previous read still running (hung?)",
+                              t, self.signals)
+            return
+        self._reading = True
+        self.ctx.runtime.spawn(self._run, t)
+
+    def _guarded_read(self) -> Any:
+        try:
+            return self.read()
+        finally:
+            self._reading = False
+
+    def _run(self, t: float) -> None:
+        try:
+            data = self.ctx.runtime.run_blocking(self._guarded_read, self.io_timeout)
+            self.process(t, data)
+        except TimeoutError as exc:
+            self.on_timeout(t, exc)
+        except Fault as exc:
+            self.on_fault(t, str(exc))
+        except PermissionError as exc:
+            self.on_fault(t, f"permission denied on {exc.filename}")
+        except FileNotFoundError as exc:
+            self.on_fault(t, f"{exc.filename} does not exist")
+        except Exception as exc:  # a collector bug must not end the run: record it as a gap
+            log.exception("collector %s failed", self.name)
+            self.on_fault(t, f"{exc.__class__.__name__}: {exc}")
+        else:
+            self.ctx.gaps.ok(self.name, self.instance, t)
+
+    def on_timeout(self, t: float, exc: TimeoutError) -> None:
+        self.on_fault(t, f"read timed out ({exc})")
+
+    def on_fault(self, t: float, why: str) -> None:
+        self.ctx.gaps.gap(self.name, self.instance, why, t, self.signals)
+
+    def add(self, signal: str, value: float | None, t: float, **labels: Any) -> None:
+        self.ctx.store.add(signal, value, t=t, instance=self.instance, **labels)
+
+    def read(self) -> Any:
+        raise NotImplementedError
+
+    def process(self, t: float, data: Any) -> None:
+        raise NotImplementedError
+
+    def finish(self, t: float) -> None:
+        """At stop: close what this sampler has open."""
+
+
+# -- master's own stats: figures and heartbeat --------------------------------------------------
+
+def read_locked(path: str, attempts: int = 20) -> str | None:
+    """Read master's stats file under a shared fcntl lock, as master writes it under an exclusive
+    one (lock_setlock, non-blocking: while we hold ours, master skips that update). None when
+    master holds the lock for longer than ``attempts`` x 5 ms (stopped mid-write)."""
+    with open(path) as fh:
+        for _ in range(attempts):
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                time.sleep(0.005)
+                continue
+            try:
+                return fh.read()
+            finally:
+                fcntl.lockf(fh, fcntl.LOCK_UN)
+    return None
+
+
+class MasterSampler(Sampler):
+    """Master's figures per service and family, spawns per second, and its heartbeat."""
+
+    name = "master"
+    signals = ("heartbeat_age_s",)
+
+    def __init__(self, ctx: Context, target: Target) -> None:
+        super().__init__(ctx, target.name)
+        self.target = target
+        self.url = target.metrics_url or ctx.config.metrics_url
+        self.heartbeat = HeartbeatTracker(update_interval=ctx.config.stats_update_interval,
+                                          threshold=ctx.config.heartbeat_threshold)
+        self._gap_event: Event | None = None
+        self._forks: dict[str, tuple[float, float]] = {}  # service -> (master time, forks)
+        self.io_timeout = max(ctx.config.interval, 2.0)
+
+    def read(self) -> tuple[str | None, str]:
+        if self.url:
+            with urllib.request.urlopen(self.url, timeout=self.io_timeout) as resp:
+                return resp.read().decode("utf-8", "replace"), "http"
+        master_pid(self.target)
+        if not os.path.exists(self.target.stats_file):
+            raise Fault(f"no stats file {self.target.stats_file} (prometheus_enabled off?)")
+        return read_locked(self.target.stats_file), "file"
+
+    def process(self, t: float, data: tuple[str | None, str]) -> None:
+        text, source = data
+        stats = None if text is None else parsers.parse_master_stats(text)
+        updated = None if stats is None else stats.updated
+        transition = self.heartbeat.observe(t, updated)
+        self._record_heartbeat(t, transition)
+        age = self.heartbeat.age(t)
+        self.add("heartbeat_age_s", age, t, source=source)
+        if stats is None:
+            self.ctx.gaps.note(self.name, self.instance,
+                               "stats file locked by master for >100 ms (master stopped "
+                               "mid-write?)", t)
+            return
+        for (service, family), values in stats.values.items():
+            for signal, value in values.items():
+                self.add(signal, value, t, service=service, family=family)
+        for service in {s for s, _f in stats.values}:
+            forks = stats.service(service).get("master_forks_total")
+            if forks is None or updated is None:
+                continue
+            previous = self._forks.get(service)
+            if previous is None or updated > previous[0]:
+                self._forks[service] = (updated, forks)
+            if previous is not None and updated > previous[0]:
+                rate = max(0.0, forks - previous[1]) / (updated - previous[0])
+                self.add("spawns_per_s", rate, t, service=service)
+
+    def _record_heartbeat(self, t: float, gap: Any) -> None:
+        if gap is None:
+            return
+        if gap.end is None:
+            self._gap_event = self.ctx.store.event(
+                "heartbeat_gap", t=gap.start, instance=self.instance,
+                last_update=gap.last_update, master_stall=True)
+            return
+        detail = {"gap_s": round(gap.gap, 3), "last_update": gap.last_update}
+        if self._gap_event is not None:
+            self.ctx.store.close_event(self._gap_event, end=gap.end, **detail)
+            self._gap_event = None
+        else:
+            self.ctx.store.event("heartbeat_gap", t=gap.start, end=gap.end,
+                                 instance=self.instance, master_stall=True, **detail)
+
+    def on_fault(self, t: float, why: str) -> None:
+        # No heartbeat can be judged without master; a gap left open ends where we lost sight.
+        if self._gap_event is not None and "gone" in why:
+            self.ctx.store.close_event(self._gap_event, end=t, master_gone=True)
+            self._gap_event = None
+        super().on_fault(t, why)
+
+
+# -- master's children from /proc -----------------------------------------------------------------
+
+class ProcessSampler(Sampler):
+    """Children of master grouped by service; spawns and exits; CPU of the Cyrus tree."""
+
+    name = "processes"
+    signals = ("imapd_processes", "cyrus_cpu_percent")
+
+    def __init__(self, ctx: Context, target: Target) -> None:
+        super().__init__(ctx, target.name)
+        self.target = target
+        self._services: dict[tuple[int, int], str] = {}  # (pid, starttime) -> service
+        self._previous: set[tuple[int, int]] | None = None
+        self._cpu: tuple[float, int] | None = None  # (t, ticks)
+
+    def read(self) -> dict[str, Any]:
+        pid = master_pid(self.target)
+        master = read_text(f"/proc/{pid}/stat")
+        children: dict[int, str] = {}
+        for child in parsers.parse_children(read_text(f"/proc/{pid}/task/{pid}/children")):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # just exited
+                children[child] = read_text(f"/proc/{child}/stat")
+        known = set(self._services)
+        environ: dict[int, tuple[bytes | None, bytes | None, str | None]] = {}
+        for child, stat in children.items():
+            try:
+                key = (child, parsers.parse_pid_stat(stat).starttime)
+            except parsers.ParseError:
+                continue
+            if key in known:
+                continue
+            env = cmd = None
+            why = None
+            try:
+                with open(f"/proc/{child}/environ", "rb") as fh:
+                    env = fh.read()
+            except PermissionError:
+                why = f"permission denied on /proc/{child}/environ: services named from cmdline"
+            except OSError:
+                pass
+            if not env:
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as fh:
+                        cmd = fh.read()
+                except OSError:
+                    pass
+            environ[child] = (env, cmd, why)
+        return {"master": master, "children": children, "environ": environ}
+
+    def process(self, t: float, data: dict[str, Any]) -> None:
+        master = parsers.parse_pid_stat(data["master"])
+        ticks = master.cpu_ticks_with_children
+        current: dict[tuple[int, int], str] = {}
+        for child, text in data["children"].items():
+            try:
+                stat = parsers.parse_pid_stat(text)
+            except parsers.ParseError:
+                continue
+            key = (child, stat.starttime)
+            service = self._services.get(key)
+            if service is None:
+                env, cmd, why = data["environ"].get(child, (None, None, None))
+                if why:
+                    self.ctx.gaps.note(self.name, self.instance, why, t)
+                service = parsers.service_of(env, cmd)
+                self._services[key] = service
+            current[key] = service
+            ticks += stat.cpu_ticks_with_children
+        counts: dict[str, int] = {}
+        for service in current.values():
+            counts[service] = counts.get(service, 0) + 1
+        for service, count in sorted(counts.items()):
+            self.add("child_processes", count, t, service=service)
+        self.add("imapd_processes", sum(1 for k in current if self._is_imapd(data, k[0])), t)
+        if self._previous is not None:
+            spawned = {k: current[k] for k in current.keys() - self._previous}
+            exited = self._previous - current.keys()
+            for service in sorted(set(counts) | {self._services.get(k, "unknown")
+                                                 for k in exited}):
+                self.add("process_spawns", sum(1 for s in spawned.values() if s == service), t,
+                         service=service)
+                self.add("process_exits",
+                         sum(1 for k in exited if self._services.get(k) == service), t,
+                         service=service)
+            for key in exited:
+                self._services.pop(key, None)
+        self._previous = set(current)
+        if self._cpu is not None and t > self._cpu[0]:
+            percent = 100.0 * (ticks - self._cpu[1]) / CLK_TCK / (t - self._cpu[0])
+            self.add("cyrus_cpu_percent", max(0.0, percent), t)
+        self._cpu = (t, ticks)
+
+    @staticmethod
+    def _is_imapd(data: dict[str, Any], pid: int) -> bool:
+        text = data["children"].get(pid, "")
+        return "(imapd)" in text
+
+
+# -- listen backlog ---------------------------------------------------------------------------------
+
+class BacklogSampler(Sampler):
+    name = "backlog"
+    signals = ("listen_queue",)
+
+    def __init__(self, ctx: Context, target: Target) -> None:
+        super().__init__(ctx, target.name)
+        self.target = target
+
+    def read(self) -> list[str]:
+        texts = [read_text("/proc/net/tcp")]
+        if os.path.exists("/proc/net/tcp6"):
+            texts.append(read_text("/proc/net/tcp6"))
+        return texts
+
+    def process(self, t: float, texts: list[str]) -> None:
+        sockets = [s for text in texts for s in parsers.parse_proc_net_tcp(text)]
+        queue = parsers.listen_queue(sockets, self.target.port)
+        if queue is None:
+            raise Fault(f"nothing listens on port {self.target.port} (server stopped?)")
+        labels = {} if self.target.listen_backlog is None else {
+            "backlog": self.target.listen_backlog}
+        self.add("listen_queue", queue, t, **labels)
+
+
+# -- the machine ------------------------------------------------------------------------------------
+
+def tree_cpu_ticks(pid: int) -> int:
+    """CPU ticks of ``pid``, its reaped children and its live children (one level)."""
+    total = parsers.parse_pid_stat(read_text(f"/proc/{pid}/stat")).cpu_ticks_with_children
+    try:
+        children = parsers.parse_children(read_text(f"/proc/{pid}/task/{pid}/children"))
+    except OSError:
+        children = []
+    for child in children:
+        with contextlib.suppress(OSError):
+            total += parsers.parse_pid_stat(read_text(f"/proc/{child}/stat")).cpu_ticks_with_children
+    return total
+
+
+class MachineSampler(Sampler):
+    """Host-wide: load, runnable/blocked, forks, listen overflows, generator CPU."""
+
+    name = "machine"
+    signals = ("load1", "procs_running", "procs_blocked")
+
+    def __init__(self, ctx: Context, generator_pid: int | None = None) -> None:
+        super().__init__(ctx, None)
+        self.generator_pid = generator_pid or os.getpid()
+        self._previous: tuple[float, parsers.ProcStat, int] | None = None
+        self._netstat0: dict[str, int] | None = None
+
+    def read(self) -> dict[str, Any]:
+        return {"loadavg": read_text("/proc/loadavg"), "stat": read_text("/proc/stat"),
+                "netstat": read_text("/proc/net/netstat"),
+                "generator": tree_cpu_ticks(self.generator_pid)}
+
+    def process(self, t: float, data: dict[str, Any]) -> None:
+        load = parsers.parse_loadavg(data["loadavg"])
+        stat = parsers.parse_proc_stat(data["stat"])
+        netstat = parsers.parse_netstat(data["netstat"])
+        self.add("load1", load.load1, t)
+        self.add("procs_running", stat.procs_running, t)
+        self.add("procs_blocked", stat.procs_blocked, t)
+        if self._netstat0 is None:
+            self._netstat0 = netstat
+        for signal, key in (("listen_overflows", "TcpExt.ListenOverflows"),
+                            ("listen_drops", "TcpExt.ListenDrops")):
+            if key in netstat:
+                # Since the collectors started: host-wide (all listeners of this namespace).
+                self.add(signal, netstat[key] - self._netstat0.get(key, 0), t, scope="host")
+        if self._previous is not None:
+            t0, stat0, gen0 = self._previous
+            dt = t - t0
+            if dt > 0:
+                self.add("host_forks_per_s", (stat.processes - stat0.processes) / dt, t)
+                self.add("generator_cpu_percent",
+                         100.0 * (data["generator"] - gen0) / CLK_TCK / dt, t)
+        self._previous = (t, stat, data["generator"])
+
+
+# -- filesystem canary ------------------------------------------------------------------------------
+
+def canary_once(directory: str) -> float:
+    """Seconds to create, write, fsync and unlink a small file in ``directory``."""
+    path = os.path.join(directory, f".loadtest-canary-{os.getpid()}-{threading.get_ident()}")
+    start = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b"cyrus-loadtest canary\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return time.perf_counter() - start
+
+
+class CanarySampler(Sampler):
+    name = "canary"
+
+    def __init__(self, ctx: Context, target: Target, kind: str, directory: str) -> None:
+        super().__init__(ctx, target.name)
+        self.kind = kind
+        self.directory = directory
+        self.signal = f"canary_{kind}_ms"
+        self.signals = (self.signal,)
+        self.name = f"canary_{kind}"
+        self.io_timeout = ctx.config.canary_timeout
+
+    def read(self) -> float:
+        if not Path(self.directory).is_dir():
+            raise Fault(f"{self.kind} directory {self.directory} does not exist")
+        return canary_once(self.directory)
+
+    def process(self, t: float, seconds: float) -> None:
+        self.add(self.signal, seconds * 1000.0, t, dir=self.directory)
+
+    def on_timeout(self, t: float, exc: TimeoutError) -> None:
+        # A filesystem that does not answer is the finding, not a gap: record the wait so far.
+        self.add(self.signal, self.io_timeout * 1000.0, t, dir=self.directory, outcome="timeout")
+
+
+# -- responsiveness probes and stall detection ------------------------------------------------------
+
+PROBE_WINDOW_S = 120.0
+
+
+class ProbeSampler:
+    """Fresh-connection probes and the held session's NOOPs on one fixed schedule, plus the
+    stall analysis over both (once a second)."""
+
+    name = "probe"
+
+    def __init__(self, ctx: Context, target: Target) -> None:
+        self.ctx = ctx
+        self.target = target
+        self.instance = target.name
+        config = ctx.config
+        self.timeout = config.probe_timeout
+        users = list(target.users)
+        self.probe_user = users[0] if users else None
+        self._lock = threading.Lock()
+        self._probes: deque[ProbeResult] = deque()
+        self._pending: dict[float, float] = {}  # start t -> scheduled; probes still running
+        self._held: deque[HeldResult] = deque()
+        self._stall_events: dict[float, Event] = {}
+        self._closed_stalls: set[float] = set()
+        self._ticks = 0
+        self._analyse_every = max(1, round(config.probe_rate))
+        held_user = users[1] if len(users) > 1 else self.probe_user
+        self.held = None if held_user is None else HeldSession(
+            target.host, target.port, held_user, self.timeout, ctx.runtime.spawn, self._on_noop)
+        if self.probe_user is None:
+            ctx.gaps.note(self.name, self.instance,
+                          "no users in the deployment: probes stop at the greeting, no held "
+                          "session", ctx.clock.now())
+
+    def tick(self, t: float) -> None:
+        with self._lock:
+            self._pending[t] = t
+        self.ctx.runtime.spawn(self._probe, t)
+        if self.held is not None:
+            self.held.noop(t)
+        self._ticks += 1
+        if self._ticks % self._analyse_every == 0:
+            self.analyse(self.ctx.clock.now())
+
+    def _probe(self, t: float) -> None:
+        out = probe_once(self.target.host, self.target.port, self.probe_user, self.timeout)
+        add = self.ctx.store.add
+        inst = self.instance
+        steps = (("connect", out.connect, "connect_latency_ms"),
+                 ("greeting", out.greeting, "greeting_latency_ms"),
+                 ("login", out.login, "login_latency_ms"))
+        for step, seconds, signal in steps:
+            if seconds is not None:
+                add(signal, seconds * 1000.0, t=t, instance=inst)
+            elif out.failed_step == step:
+                if out.timed_out:
+                    # A hang is a result: the probe waited its whole budget.
+                    add(signal, self.timeout * 1000.0, t=t, instance=inst, outcome="timeout",
+                        why=out.failure)
+                else:
+                    add(signal, None, t=t, instance=inst, outcome="failed", why=out.failure)
+                break
+            if step == "login" and self.probe_user is None:
+                break
+        if out.failed_step in ("connect", "greeting"):
+            elapsed = self.timeout if out.timed_out else None
+            greeted = False
+        else:
+            elapsed, greeted = out.greeting, True
+        if elapsed is None:
+            elapsed = max(0.0, self.ctx.clock.now() - t)
+        with self._lock:
+            self._pending.pop(t, None)
+            self._probes.append(ProbeResult(t, elapsed, greeted))
+
+    def _on_noop(self, t: float, seconds: float | None, why: str | None) -> None:
+        if why is None:
+            self.ctx.store.add("held_noop_latency_ms", seconds * 1000.0, t=t,  # type: ignore[operator]
+                               instance=self.instance)
+        elif seconds is not None:
+            self.ctx.store.add("held_noop_latency_ms", seconds * 1000.0, t=t,
+                               instance=self.instance, outcome="timeout", why=why)
+        else:
+            self.ctx.store.add("held_noop_latency_ms", None, t=t, instance=self.instance,
+                               outcome="failed", why=why)
+        with self._lock:
+            self._held.append(HeldResult(t, seconds if why is None else None))
+
+    def analyse(self, now: float) -> None:
+        with self._lock:
+            horizon = min([now - PROBE_WINDOW_S, *self._stall_events])
+            while self._probes and self._probes[0].start < horizon:
+                self._probes.popleft()
+            while self._held and self._held[0].start < horizon:
+                self._held.popleft()
+            probes = list(self._probes) + [ProbeResult(s, None, False) for s in self._pending]
+            held = list(self._held)
+        config = self.ctx.config
+        for stall in find_stalls(probes, held, now=now,
+                                 greeting_threshold=config.greeting_threshold,
+                                 held_threshold=config.held_threshold):
+            self._reconcile(stall)
+
+    def _reconcile(self, stall: Any) -> None:
+        if stall.start in self._closed_stalls:
+            return
+        event = self._stall_events.get(stall.start)
+        detail = {"probes": stall.probes, "timeouts": stall.timeouts,
+                  "held_session": stall.held_session, "held_noop_max_ms": stall.held_noop_max_ms,
+                  "threshold_s": self.ctx.config.greeting_threshold}
+        if event is None:
+            if self.held is not None and stall.held_session == "failing":
+                return  # the held session failed too: an outage (seen as gaps), not a stall
+            event = self.ctx.store.event("stall", t=stall.start, instance=self.instance,
+                                         **detail)
+            self._stall_events[stall.start] = event
+        if stall.end is not None:
+            self.ctx.store.close_event(event, end=stall.end,
+                                       duration_s=round(stall.end - stall.start, 3), **detail)
+            self._stall_events.pop(stall.start, None)
+            self._closed_stalls.add(stall.start)
+        else:
+            event.detail.update(detail)
+
+    def finish(self, t: float) -> None:
+        if self.held is not None:
+            self.held.close()
+        self.analyse(t)
+
+
+def make_target(instance: Any, users: list[Credentials], metrics_url: str = "") -> Target:
+    """A Target from a deployment InstanceInfo."""
+    options = instance.options or {}
+    return Target(name=instance.name, host=instance.host, port=int(instance.port),
+                  pid_file=instance.pid_file, master_pid=instance.master_pid,
+                  stats_file=instance.stats_file, data_dir=instance.data_dir,
+                  proc_dir=instance.proc_dir, listen_backlog=options.get("listen_backlog"),
+                  metrics_url=metrics_url, users=tuple(users))
+
+
+SamplerLike = Sampler | ProbeSampler
+TickFn = Callable[[float], None]
