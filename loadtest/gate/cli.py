@@ -1,0 +1,54 @@
+"""`cyrus-loadtest gate ARTIFACTS --rules FILE`: the offline gate over a finished run's folder,
+and `gate_at_quit`, the same evaluation in-process when Locust quits.
+
+Raises loadtest.errors.UsageError for bad input (the main entry point prints it, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from loadtest.collectors.series import SeriesStore
+from loadtest.gate.evaluate import Verdict, evaluate
+from loadtest.gate.output import print_verdict, write_junit, write_outputs, write_verdict_json
+from loadtest.gate.rules import RuleSet, load_rules
+from loadtest.gate.steps import StepRecorder
+from loadtest.report.artifacts import JUNIT_FILE, VERDICT_FILE, load_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifacts", metavar="ARTIFACTS", help="a run's artifacts folder")
+    parser.add_argument("--rules", required=True, metavar="FILE",
+                        help="gate rules (TOML, see docs/gate.md), e.g. fixtures/gates/default.toml")
+    parser.add_argument("--junit", metavar="PATH",
+                        help="write the JUnit XML here (default: ARTIFACTS/junit.xml)")
+    parser.add_argument("--json", metavar="PATH",
+                        help="write the JSON verdict here (default: ARTIFACTS/verdict.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit code: 0 pass, 1 fail, 3 inconclusive (UsageError, exit 2, for bad input)."""
+    rules = load_rules(args.rules)  # a bad rules file is reported before the folder is read
+    artifacts = load_run(args.artifacts)
+    verdict = evaluate(rules, artifacts.steps, artifacts.store)
+    print_verdict(verdict)
+    folder = Path(args.artifacts)
+    write_verdict_json(verdict, args.json or folder / VERDICT_FILE)
+    write_junit(verdict, args.junit or folder / JUNIT_FILE)
+    return verdict.exit_code
+
+
+def gate_at_quit(rules: RuleSet, recorder: StepRecorder, store: SeriesStore,
+                 folder: str | Path, console: Console | None = None) -> Verdict:
+    """In-process gate for the plugin's quitting handler: close open events, evaluate, print the
+    table and write verdict.json and junit.xml. The caller sets
+    `environment.process_exit_code = verdict.exit_code` and writes steps.json and the series
+    (flush) so that the offline gate reads the same data."""
+    store.close_open_events(recorder.end)
+    verdict = evaluate(rules, recorder, store)
+    print_verdict(verdict, console)
+    write_outputs(verdict, folder)
+    return verdict

@@ -1,0 +1,276 @@
+"""Evaluate gate rules over a run's step statistics and collector series: one verdict per rule.
+
+Pure module: no Locust, no gevent. The same function runs in-process when Locust quits and
+offline from the artifacts folder, so both give the same verdict.
+
+Before calling it in-process, close open events (`SeriesStore.close_open_events`) and set the
+recorder's `end`: offline, only closed events exist in events.jsonl.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from loadtest.collectors.series import Event, Sample, SeriesStore
+from loadtest.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
+from loadtest.gate.metrics import ALL_STEPS, COUNTER, LATENCY, Metric
+from loadtest.gate.rules import Rule, RuleSet
+from loadtest.gate.steps import StepRecorder, json_number
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+VERDICT_FORMAT = 1
+Window = tuple[float, float]
+EVERYTHING: list[Window] = [(-math.inf, math.inf)]
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: Rule
+    status: str  # pass | fail | inconclusive
+    measured: float | None
+    samples: int | None  # what min_samples was checked against (None: not applicable)
+    reason: str
+
+    @property
+    def measured_text(self) -> str:
+        return format_value(self.measured, self.rule.metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.rule.to_dict(), "status": self.status,
+                "measured": json_number(self.measured), "measured_text": self.measured_text,
+                "threshold": self.rule.threshold_text, "samples": self.samples,
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rules_path: str
+    suite: str
+    results: tuple[RuleResult, ...]
+
+    @property
+    def status(self) -> str:
+        statuses = {r.status for r in self.results}
+        if FAIL in statuses:
+            return FAIL
+        if INCONCLUSIVE in statuses:
+            return INCONCLUSIVE
+        return PASS
+
+    @property
+    def exit_code(self) -> int:
+        return {PASS: EXIT_PASS, FAIL: EXIT_FAIL, INCONCLUSIVE: EXIT_INCONCLUSIVE}[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {s: sum(r.status == s for r in self.results) for s in (PASS, FAIL, INCONCLUSIVE)}
+        return {"format": VERDICT_FORMAT, "suite": self.suite, "rules_file": self.rules_path,
+                "status": self.status, "exit_code": self.exit_code, "counts": counts,
+                "results": [r.to_dict() for r in self.results]}
+
+
+def format_value(value: float | None, metric: Metric) -> str:
+    if value is None:
+        return "no data"
+    if math.isinf(value):
+        return "inf"
+    if metric.is_ratio:
+        return f"{value:.4g} ({value * 100:.2f} %)"
+    if metric.is_count or value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def evaluate(rules: RuleSet, steps: StepRecorder | dict[str, Any],
+             store: SeriesStore) -> Verdict:
+    """Measure every rule and judge it. `steps` is the recorder or its `to_dict()`."""
+    recorder = steps if isinstance(steps, StepRecorder) else StepRecorder.from_dict(steps)
+    context = _Context(recorder, store)
+    return Verdict(rules.path, rules.name, tuple(_judge(rule, context) for rule in rules.rules))
+
+
+class _Context:
+    def __init__(self, recorder: StepRecorder, store: SeriesStore) -> None:
+        self.recorder = recorder
+        self.store = store
+        self.phase_events = store.events("phase")
+        times = [s.t for s in store.samples()]
+        # An event still open at evaluation lasts until the last thing we know of.
+        self.horizon = max(times + [e.t for e in store.events()], default=0.0)
+
+    def windows(self, phase: str | None) -> list[Window] | None:
+        """Time windows of a phase (None: it never ran); the whole run when phase is None."""
+        if phase is None:
+            return EVERYTHING
+        found = [(e.t, e.end if e.end is not None else self.horizon)
+                 for e in self.phase_events if e.detail.get("name") == phase]
+        return found or None
+
+
+def _judge(rule: Rule, ctx: _Context) -> RuleResult:
+    metric = rule.metric
+    windows = ctx.windows(rule.phase)
+    if windows is None and not (metric.family == "step" and rule.phase in ctx.recorder.phases()):
+        return RuleResult(rule, INCONCLUSIVE, None, 0,
+                          f"phase {rule.phase!r} never ran (no phase event with that name)")
+    if metric.family == "step":
+        measured, samples, note = _step_value(rule, ctx, windows)
+    elif metric.family == "series":
+        measured, samples, note = _series_value(rule, ctx.store, windows or EVERYTHING)
+    else:
+        measured, samples, note = _event_value(rule, ctx, windows or EVERYTHING)
+
+    if samples is not None and samples < rule.min_samples:
+        return RuleResult(rule, INCONCLUSIVE, measured, samples,
+                          f"only {samples} samples, the rule needs at least {rule.min_samples}")
+    if measured is None:
+        return RuleResult(rule, INCONCLUSIVE, None, samples, note or "no data")
+    text = format_value(measured, metric)
+    if rule.max is not None and measured > rule.max:
+        reason = f"{text} > max {rule.max:g}"
+        return RuleResult(rule, FAIL, measured, samples, f"{reason}: {note}" if note else reason)
+    if rule.min is not None and measured < rule.min:
+        reason = f"{text} < min {rule.min:g}"
+        return RuleResult(rule, FAIL, measured, samples, f"{reason}: {note}" if note else reason)
+    return RuleResult(rule, PASS, measured, samples, f"{text} within {rule.threshold_text}")
+
+
+# -- step metrics --------------------------------------------------------------------------
+
+def _step_value(rule: Rule, ctx: _Context,
+                windows: list[Window] | None) -> tuple[float | None, int, str]:
+    metric = rule.metric
+    step = None if metric.subject == ALL_STEPS else metric.subject
+    stats = ctx.recorder.select(step, rule.phase, rule.instance)
+    note = ""
+    if stats.failures:
+        note = f"{stats.failures} of {stats.count} requests failed, failures count as +inf"
+    if stats.count == 0:
+        return None, 0, f"no {metric.subject} requests"
+    if metric.stat == "failure_ratio":
+        return stats.failure_ratio, stats.count, note
+    if metric.stat == "failures":
+        return float(stats.failures), stats.count, note
+    if metric.stat == "count":
+        return float(stats.count), stats.count, note
+    if metric.stat == "max_ms":
+        return stats.max_ms(), stats.count, note
+    if metric.stat == "rate_per_s":
+        if windows is not None and windows is not EVERYTHING:
+            duration = sum(max(0.0, end - start) for start, end in windows)
+        elif rule.phase is None:
+            duration = ctx.recorder.duration()
+        else:  # the phase is only known from the recorder's keys
+            duration = (stats.last_t - stats.first_t) if stats.first_t is not None else None
+        if not duration:
+            return None, stats.count, "run duration unknown or zero"
+        return stats.successes / duration, stats.count, note
+    assert metric.percentile is not None
+    return stats.percentile_ms(metric.percentile), stats.count, note
+
+
+# -- series metrics ------------------------------------------------------------------------
+
+def _in_windows(t: float, windows: list[Window]) -> bool:
+    return any(start <= t <= end for start, end in windows)
+
+
+def _matching(rule: Rule, samples: Iterable[Sample]) -> list[Sample]:
+    return [s for s in samples
+            if (rule.instance is None or s.instance == rule.instance)
+            and all(str(s.labels.get(k)) == v for k, v in rule.labels.items())]
+
+
+def _series_value(rule: Rule, store: SeriesStore,
+                  windows: list[Window]) -> tuple[float | None, int, str]:
+    metric = rule.metric
+    every = _matching(rule, store.samples(metric.subject))
+    inside = [s for s in every if _in_windows(s.t, windows)]
+    if metric.kind == COUNTER and metric.stat == "increase":
+        return _increase(every, windows), len(inside), ""
+    nulls = sum(s.value is None for s in inside)
+    if metric.kind == LATENCY:
+        # A probe that got no answer is slower than any answer.
+        values = [math.inf if s.value is None else s.value for s in inside]
+        note = f"{nulls} of {len(inside)} probes got no answer (+inf)" if nulls else ""
+    else:
+        values = [s.value for s in inside if s.value is not None]
+        note = ""
+    if not values:
+        return None, len(inside), f"no {metric.subject} samples"
+    stat = metric.stat
+    if stat == "min":
+        finite = [v for v in values if not math.isinf(v)]
+        return (min(finite) if finite else math.inf), len(inside), note
+    if stat == "max":
+        return max(values), len(inside), note
+    if stat == "mean":
+        return sum(values) / len(values), len(inside), note
+    if stat == "last":
+        return values[-1], len(inside), note  # samples are in time order per signal
+    assert metric.percentile is not None
+    return nearest_rank(values, metric.percentile), len(inside), note
+
+
+def nearest_rank(values: list[float], percentile: float) -> float:
+    ordered = sorted(values)
+    rank = max(1, math.ceil(percentile / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _increase(samples: list[Sample], windows: list[Window]) -> float | None:
+    """Sum of a counter's increases inside the windows, per (instance, labels) series, with the
+    last sample before a window as its baseline and resets (a drop) counted from zero."""
+    groups: dict[tuple[Any, ...], list[Sample]] = defaultdict(list)
+    for s in samples:
+        if s.value is not None:
+            key = (s.instance, tuple(sorted((k, str(v)) for k, v in s.labels.items())))
+            groups[key].append(s)
+    total = 0.0
+    seen = False
+    for series in groups.values():
+        series.sort(key=lambda s: s.t)
+        for start, end in windows:
+            previous: float | None = None
+            for s in series:
+                if s.t < start:
+                    previous = s.value
+                    continue
+                if s.t > end:
+                    break
+                seen = True
+                if previous is not None:
+                    assert s.value is not None
+                    total += s.value - previous if s.value >= previous else s.value
+                previous = s.value
+    return total if seen else None
+
+
+# -- event metrics -------------------------------------------------------------------------
+
+def _event_value(rule: Rule, ctx: _Context,
+                 windows: list[Window]) -> tuple[float | None, int | None, str]:
+    metric = rule.metric
+    events: list[Event] = [e for e in ctx.store.events(metric.subject)
+                           if rule.instance is None or e.instance == rule.instance]
+    overlaps: list[float] = []
+    for ev in events:
+        end = ev.end if ev.end is not None else ctx.horizon
+        clipped = sum(max(0.0, min(end, w_end) - max(ev.t, w_start)) for w_start, w_end in windows)
+        if any(ev.t <= w_end and end >= w_start for w_start, w_end in windows):
+            overlaps.append(clipped)
+    samples: int | None = None
+    if metric.witness:
+        witness = _matching(rule, ctx.store.samples(metric.witness))
+        samples = sum(_in_windows(s.t, windows) for s in witness)
+    if metric.stat == "count":
+        value = float(len(overlaps))
+    elif metric.stat == "total_s":
+        value = sum(overlaps)
+    else:
+        value = max(overlaps, default=0.0)
+    note = f"{len(overlaps)} {metric.subject} events" if overlaps else ""
+    return value, samples, note

@@ -1,0 +1,164 @@
+"""The metric registry: every name a gate rule may use, what it measures and how it is computed.
+
+Pure module: no Locust, no gevent. Grammar and meaning are documented in docs/gate.md
+("Gate rules"); `parse_metric` is the single place that decides whether a name exists.
+
+Three families:
+
+- step metrics ``STEP.STAT`` over the step recorder (steps.json): STEP is an IMAP step name or
+  ``ALL``; STAT is ``failure_ratio``, ``failures``, ``count``, ``rate_per_s``, ``max_ms`` or a
+  percentile ``p50_ms``, ``p99_ms``, ``p99.9_ms``.
+- series metrics ``SIGNAL.AGG`` over the collectors' samples (series.jsonl): ``min``, ``max``,
+  ``mean``, ``last``, ``increase`` (counters) or a percentile ``p95``.
+- event metrics ``KIND.STAT`` over events.jsonl: ``longest_s``, ``total_s``, ``count``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# IMAP steps (docs/internals.md) plus ALL = every step together.
+STEPS = ("CONNECT", "LOGIN", "LIST", "SELECT", "STATUS", "FETCH", "NOOP", "IDLE", "LOGOUT")
+ALL_STEPS = "ALL"
+
+STEP_STATS = {
+    "failure_ratio": "failed / all requests (0..1)",
+    "failures": "number of failed requests",
+    "count": "number of requests (successes + failures)",
+    "rate_per_s": "successful requests per second over the run or phase",
+    "max_ms": "slowest request in ms; +inf when any request failed",
+}
+PERCENTILE_STEP_STAT = re.compile(r"^p(\d{1,3}(?:\.\d+)?)_ms$")
+PERCENTILE_AGG = re.compile(r"^p(\d{1,3}(?:\.\d+)?)$")
+
+# Signal kinds decide which aggregations make sense and what a null sample means.
+LATENCY = "latency"  # a probe: null = no answer, counts as +inf in percentiles and max
+GAUGE = "gauge"  # a level sampled on the clock: null = not sampled, skipped
+COUNTER = "counter"  # a cumulative count: `increase` over the window, nulls skipped
+
+SIGNALS: dict[str, str] = {
+    "greeting_latency_ms": LATENCY,
+    "connect_latency_ms": LATENCY,
+    "login_latency_ms": LATENCY,
+    "held_noop_latency_ms": LATENCY,
+    "canary_data_ms": LATENCY,
+    "canary_proc_ms": LATENCY,
+    "heartbeat_age_s": GAUGE,
+    "spawns_per_s": GAUGE,
+    "host_forks_per_s": GAUGE,
+    "ready_workers": GAUGE,
+    "active_children": GAUGE,
+    "max_children": GAUGE,
+    "imapd_processes": GAUGE,
+    "process_spawns": GAUGE,
+    "process_exits": GAUGE,
+    "listen_queue": GAUGE,
+    "load1": GAUGE,
+    "procs_running": GAUGE,
+    "procs_blocked": GAUGE,
+    "cyrus_cpu_percent": GAUGE,
+    "generator_cpu_percent": GAUGE,
+    "step_rate_per_s": GAUGE,
+    "step_failures_per_s": GAUGE,
+    "step_p50_ms": LATENCY,
+    "step_p95_ms": LATENCY,
+    "master_forks_total": COUNTER,
+    "ready_fails_total": COUNTER,
+    "listen_overflows": COUNTER,
+    "listen_drops": COUNTER,
+}
+AGGREGATIONS = {
+    LATENCY: ("min", "max", "mean", "last"),  # plus percentiles
+    GAUGE: ("min", "max", "mean", "last"),  # plus percentiles
+    COUNTER: ("increase", "max", "last"),
+}
+
+# Event kinds, and the signal whose samples prove the detector was watching (min_samples): no
+# heartbeat samples at all must not read as "longest heartbeat gap 0 s".
+EVENTS: dict[str, str | None] = {
+    "stall": "greeting_latency_ms",
+    "heartbeat_gap": "heartbeat_age_s",
+    "collector_gap": None,
+    "fault": None,
+}
+EVENT_STATS = {
+    "longest_s": "longest event in seconds (clipped to the phase), 0 when none",
+    "total_s": "sum of event durations in seconds (clipped to the phase)",
+    "count": "number of events (overlapping the phase)",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # as written
+    family: str  # step | series | event
+    subject: str  # step name (or ALL), signal name, event kind
+    stat: str  # failure_ratio, p99_ms, max, p95, increase, longest_s, ...
+    percentile: float | None = None
+    kind: str | None = None  # signal kind for series metrics
+    witness: str | None = None  # for event metrics: the signal whose samples count
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.stat == "failure_ratio"
+
+    @property
+    def is_count(self) -> bool:
+        return self.stat in ("failures", "count")
+
+
+def parse_metric(name: str, extra_steps: tuple[str, ...] = ()) -> Metric:
+    """Resolve a metric name or raise ValueError with the reason (the caller adds file:line)."""
+    subject, dot, stat = name.partition(".")
+    if not dot or not subject or not stat:
+        raise ValueError(f"metric {name!r} is not SUBJECT.STAT (e.g. \"LOGIN.p99_ms\", "
+                         "\"greeting_latency_ms.p99\", \"stall.longest_s\")")
+    steps = STEPS + tuple(extra_steps) + (ALL_STEPS,)
+    if subject in steps:
+        match = PERCENTILE_STEP_STAT.match(stat)
+        if match:
+            return Metric(name, "step", subject, stat, _percentile(name, match.group(1)))
+        if stat in STEP_STATS:
+            return Metric(name, "step", subject, stat)
+        raise ValueError(f"metric {name!r}: unknown step statistic {stat!r} "
+                         f"(known: {', '.join(STEP_STATS)}, pNN_ms)")
+    if subject in SIGNALS:
+        kind = SIGNALS[subject]
+        match = PERCENTILE_AGG.match(stat)
+        if match and kind != COUNTER:
+            return Metric(name, "series", subject, stat, _percentile(name, match.group(1)), kind)
+        if stat in AGGREGATIONS[kind]:
+            return Metric(name, "series", subject, stat, None, kind)
+        allowed = ", ".join(AGGREGATIONS[kind]) + ("" if kind == COUNTER else ", pNN")
+        raise ValueError(f"metric {name!r}: {subject} is a {kind} signal, "
+                         f"{stat!r} is not one of {allowed}")
+    if subject in EVENTS:
+        if stat in EVENT_STATS:
+            return Metric(name, "event", subject, stat, witness=EVENTS[subject])
+        raise ValueError(f"metric {name!r}: unknown event statistic {stat!r} "
+                         f"(known: {', '.join(EVENT_STATS)})")
+    if subject.isupper():
+        raise ValueError(f"metric {name!r}: unknown step {subject!r} (known: "
+                         f"{', '.join(steps)}; declare others in [gate] extra_steps)")
+    raise ValueError(f"metric {name!r}: unknown signal or event {subject!r} "
+                     "(see docs/gate.md for the list)")
+
+
+def _percentile(name: str, text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 100.0:
+        raise ValueError(f"metric {name!r}: percentile {text} is not between 0 and 100")
+    return value
+
+
+def describe_all() -> list[tuple[str, str]]:
+    """(pattern, meaning) for every metric family: used by docs and `--list-metrics`."""
+    rows = [(f"STEP.{stat}", text) for stat, text in STEP_STATS.items()]
+    rows.append(("STEP.pNN_ms", "percentile latency in ms, failures count as +inf"))
+    for signal, kind in SIGNALS.items():
+        aggs = list(AGGREGATIONS[kind]) + ([] if kind == COUNTER else ["pNN"])
+        rows.append((f"{signal}.{{{','.join(aggs)}}}", f"{kind} signal"))
+    for kind in EVENTS:
+        rows.append((f"{kind}.{{{','.join(EVENT_STATS)}}}", f"{kind} events"))
+    return rows

@@ -1,0 +1,90 @@
+"""The verdict's three outputs: a table on the terminal (rich), verdict.json and junit.xml (one
+test case per rule, for CI systems).
+
+File and terminal I/O only: no Locust, no gevent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from junitparser import Error, Failure, JUnitXml, Properties, Property, TestCase, TestSuite
+from rich.console import Console
+from rich.table import Table
+
+from loadtest.gate.evaluate import FAIL, INCONCLUSIVE, PASS, Verdict
+from loadtest.report.artifacts import JUNIT_FILE, VERDICT_FILE
+
+STYLE = {PASS: "green", FAIL: "bold red", INCONCLUSIVE: "yellow"}
+
+
+def verdict_table(verdict: Verdict) -> Table:
+    table = Table(title=f"{verdict.suite}: {verdict.status.upper()} "
+                        f"(exit {verdict.exit_code}, rules from {verdict.rules_path})",
+                  title_justify="left")
+    for column in ("rule", "scope", "measured", "threshold", "samples", "result", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in verdict.results:
+        table.add_row(r.rule.metric.name, r.rule.scope_text or "run", r.measured_text,
+                      r.rule.threshold_text, "-" if r.samples is None else str(r.samples),
+                      f"[{STYLE[r.status]}]{r.status}[/]", "" if r.status == PASS else r.reason)
+    return table
+
+
+def print_verdict(verdict: Verdict, console: Console | None = None) -> None:
+    (console or Console()).print(verdict_table(verdict))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a reader never sees half a verdict
+
+
+def write_verdict_json(verdict: Verdict, path: str | Path) -> Path:
+    path = Path(path)
+    _atomic_write(path, json.dumps(verdict.to_dict(), indent=2) + "\n")
+    return path
+
+
+def junit_xml(verdict: Verdict) -> JUnitXml:
+    suite = TestSuite(verdict.suite)
+    properties = Properties()
+    properties.add_property(Property("rules_file", verdict.rules_path))
+    properties.add_property(Property("verdict", verdict.status))
+    suite.append(properties)
+    for r in verdict.results:
+        case = TestCase(r.rule.name, classname=f"gate.{r.rule.phase or 'run'}", time=0.0)
+        message = (f"{r.rule.metric.name}: measured {r.measured_text}, threshold "
+                   f"{r.rule.threshold_text}: {r.reason}")
+        if r.status == FAIL:
+            result = Failure(message, "threshold")
+            result.text = message
+            case.result = [result]
+        elif r.status == INCONCLUSIVE:
+            # An error, not a skip: CI systems often show skipped tests as green.
+            result = Error(message, "inconclusive")
+            result.text = message
+            case.result = [result]
+        suite.add_testcase(case)
+    suite.update_statistics()
+    xml = JUnitXml()
+    xml.add_testsuite(suite)
+    return xml
+
+
+def write_junit(verdict: Verdict, path: str | Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    junit_xml(verdict).write(str(tmp), pretty=True)
+    os.replace(tmp, path)
+    return path
+
+
+def write_outputs(verdict: Verdict, folder: str | Path) -> tuple[Path, Path]:
+    """verdict.json and junit.xml into a run's artifacts folder."""
+    folder = Path(folder)
+    return (write_verdict_json(verdict, folder / VERDICT_FILE),
+            write_junit(verdict, folder / JUNIT_FILE))

@@ -1,0 +1,80 @@
+"""A run's artifacts folder: names of its files and a checked loader for the offline gate and
+the report. A folder that is incomplete or from another format version is a UsageError naming
+the folder and the file.
+
+File I/O only: no Locust, no gevent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtest import FORMAT_VERSION, __version__
+from loadtest.collectors.series import EVENTS_FILE, SERIES_FILE, SeriesStore
+from loadtest.errors import UsageError
+from loadtest.gate.steps import STEPS_FILE, StepRecorder
+
+RUN_FILE = "run.json"
+VERDICT_FILE = "verdict.json"
+JUNIT_FILE = "junit.xml"
+REPORT_FILE = "report.html"
+FORMAT_KEY = "format_version"  # run.json carries {"format_version": loadtest.FORMAT_VERSION}
+REQUIRED_FILES = (RUN_FILE, STEPS_FILE, SERIES_FILE, EVENTS_FILE)
+
+
+def run_header() -> dict[str, Any]:
+    """The first keys of run.json (the plugin adds start, end, options, deployment...)."""
+    return {FORMAT_KEY: FORMAT_VERSION, "tool_version": __version__}
+
+
+@dataclass
+class RunArtifacts:
+    folder: Path
+    run: dict[str, Any]
+    steps: StepRecorder
+    steps_data: dict[str, Any]
+    store: SeriesStore
+    verdict: dict[str, Any] | None  # verdict.json when the gate has run
+
+
+def _read_json(folder: Path, name: str) -> Any:
+    path = folder / name
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"artifacts folder {folder}: cannot read {name}: {exc}") from None
+
+
+def check_folder(folder: str | Path, required: tuple[str, ...] = REQUIRED_FILES) -> Path:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"artifacts folder {folder} does not exist or is not a folder")
+    missing = [name for name in required if not (folder / name).is_file()]
+    if missing:
+        raise UsageError(f"artifacts folder {folder} is incomplete: missing {', '.join(missing)}")
+    run = _read_json(folder, RUN_FILE)
+    version = run.get(FORMAT_KEY) if isinstance(run, dict) else None
+    if version != FORMAT_VERSION:
+        raise UsageError(f"artifacts folder {folder}: {RUN_FILE} has format version {version!r}, "
+                         f"this cyrus-loadtest reads version {FORMAT_VERSION}")
+    return folder
+
+
+def load_run(folder: str | Path) -> RunArtifacts:
+    """Check and read a run's artifacts (the offline gate and the report use this)."""
+    folder = check_folder(folder)
+    run = _read_json(folder, RUN_FILE)
+    steps_data = _read_json(folder, STEPS_FILE)
+    try:
+        steps = StepRecorder.from_dict(steps_data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"artifacts folder {folder}: bad {STEPS_FILE}: {exc}") from None
+    try:
+        store = SeriesStore.load(folder)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"artifacts folder {folder}: bad series or events: {exc}") from None
+    verdict = _read_json(folder, VERDICT_FILE) if (folder / VERDICT_FILE).is_file() else None
+    return RunArtifacts(folder, run, steps, steps_data, store, verdict)
