@@ -51,6 +51,7 @@ SIGNALS: dict[str, str] = {
     "active_children": GAUGE,
     "max_children": GAUGE,
     "imapd_processes": GAUGE,
+    "child_processes": GAUGE,
     "process_spawns": GAUGE,
     "process_exits": GAUGE,
     "listen_queue": GAUGE,
