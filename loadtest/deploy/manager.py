@@ -1,0 +1,247 @@
+"""Bring a whole test deployment up and down: one or several instances, their users,
+`deployment.json`.
+
+`deploy_up` either returns a running, provisioned deployment or raises with nothing left
+running; `deploy_down` ends every process of every instance, also after a crashed master.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtest.deploy import instance as inst
+from loadtest.deploy.deployment import DEPLOYMENT_FILE, Deployment, InstanceInfo
+from loadtest.deploy.procs import pid_alive, pids_mentioning, terminate
+from loadtest.deploy.provision import (
+    TestUser,
+    add_sasl_user,
+    create_mailboxes,
+    make_users,
+    write_users_file,
+)
+from loadtest.deploy.render import InstancePaths, ServiceOptions
+from loadtest.deploy.topology import SlotSpec, standalone_slots
+from loadtest.errors import UsageError
+
+MARKER = ".cyrus-loadtest"  # says a directory is ours to wipe
+ADMIN_USER = "cyrusadmin"
+ADMIN_PASSWORD_FILE = "admin.pass"
+
+ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass
+class Timing:
+    """How long provisioning took, printed by `deploy up` (the 1,000-user figure)."""
+
+    start_s: float = 0.0
+    sasl_s: float = 0.0
+    mailboxes_s: float = 0.0
+    total_s: float = 0.0
+    users: int = 0
+
+
+def _prepare_root(root: Path, source: str) -> None:
+    if (root / DEPLOYMENT_FILE).exists() or (root / MARKER).exists():
+        live = pids_mentioning(str(root.resolve()).rstrip("/") + "/")
+        if live:
+            raise UsageError(f"a deployment is already running in {root} (from {source}): "
+                             "`cyrus-loadtest deploy down` first, or choose another --dir")
+        shutil.rmtree(root)
+    elif root.exists() and any(root.iterdir()):
+        raise UsageError(f"directory {root} (from {source}) is not empty and not a "
+                         "cyrus-loadtest deployment: choose an empty or new --dir")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / MARKER).write_text("cyrus-loadtest deployment directory\n")
+    except OSError as exc:
+        raise UsageError(f"cannot use directory {root} (from {source}): "
+                         f"{exc.strerror or exc}") from None
+    if os.getuid() == 0:
+        # The cyrus user must be able to reach the instance directories below.
+        root.chmod(0o755)
+        for parent in root.parents:
+            if parent.stat().st_mode & 0o001 == 0:
+                raise UsageError(f"directory {root} (from {source}): the cyrus user cannot "
+                                 f"enter {parent}; choose a --dir under /dev/shm, /tmp or /var/tmp")
+
+
+def _ports(count: int, port: int | None, source: str) -> list[int]:
+    if port is None:
+        return [inst.free_port() for _ in range(count)]
+    if not 1 <= port <= 65535 - count + 1:
+        raise UsageError(f"port {port} (from {source}) is out of range")
+    ports = list(range(port, port + count))
+    for p in ports:
+        inst.check_port_free(inst.HOST, p, source)
+    return ports
+
+
+def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
+              slots: Sequence[SlotSpec] | None = None, port: int | None = None,
+              options: ServiceOptions | dict[str, Any] | None = None,
+              progress: ProgressFn | None = None, timing: Timing | None = None,
+              sources: dict[str, str] | None = None) -> Deployment:
+    """Start and provision a deployment in ``root``; ``sources`` names where each argument
+    came from (flag, env, file) for error messages."""
+    sources = sources or {}
+    started = time.monotonic()
+    timing = timing or Timing()
+    inst.check_cyrus_installed()
+    if users < 0:
+        raise UsageError(f"--users {users} (from {sources.get('users', 'argument')}): must be >= 0")
+    if instances < 1:
+        raise UsageError(f"--instances {instances} (from "
+                         f"{sources.get('instances', 'argument')}): must be >= 1")
+    if not isinstance(options, ServiceOptions):
+        options = ServiceOptions.from_mapping(options or {}, sources.get("options", "options"))
+    slots = list(slots) if slots else standalone_slots(instances, users)
+    root = Path(root).absolute()
+    _prepare_root(root, sources.get("dir", "flag --dir"))
+    ports = _ports(len(slots), port, sources.get("port", "flag --port"))
+
+    admin_password = secrets.token_urlsafe(16)
+    password_file = root / ADMIN_PASSWORD_FILE
+    password_file.touch(mode=0o600)
+    password_file.write_text(admin_password + "\n")
+
+    infos: list[InstanceInfo] = []
+    all_users: list[TestUser] = []
+    next_user = 1
+    try:
+        for slot, slot_port in zip(slots, ports, strict=True):
+            slot_options = options.updated(slot.service, slot.source or "topology")
+            info = inst.lay_out(slot.name, root / slot.name, slot_options, port=slot_port,
+                                admin_user=ADMIN_USER)
+            info.store, info.role = slot.store, slot.role
+            infos.append(info)
+            slot_users = make_users(slot.users, first=next_user, instance=slot.name)
+            next_user += slot.users
+            all_users.extend(slot_users)
+            write_users_file(Path(info.users_file), slot_users)
+
+        t0 = time.monotonic()
+        total = len(all_users) + len(infos)
+        done = 0
+        _, uid, gid = inst.service_user()
+        for info in infos:
+            sasldb = InstancePaths(Path(info.root)).sasldb
+            add_sasl_user(sasldb, ADMIN_USER, admin_password)
+            for user in (u for u in all_users if u.instance == info.name):
+                add_sasl_user(sasldb, user.name, user.password)
+                done += 1
+                if progress and done % 25 == 0:
+                    progress("passwords", done, total)
+            os.chown(sasldb, uid, gid)
+        timing.sasl_s = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        for info in infos:
+            inst.start(info)
+        timing.start_s = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        created = 0
+        for info in infos:
+            mine = [u for u in all_users if u.instance == info.name]
+
+            def tick(n: int, _total: int = len(all_users)) -> None:
+                nonlocal created
+                created += n
+                if progress and (created % 25 == 0 or created == _total):
+                    progress("mailboxes", created, _total)
+
+            create_mailboxes(info, ADMIN_USER, admin_password, mine, progress=tick)
+        timing.mailboxes_s = time.monotonic() - t0
+    except BaseException:
+        for info in infos:
+            inst.stop(info)
+        raise
+
+    users_file = root / "users.csv"
+    write_users_file(users_file, all_users, with_instance=True)
+    deployment = Deployment(root=str(root), instances=infos, users_file=str(users_file),
+                            admin_user=ADMIN_USER, admin_password_file=str(password_file),
+                            created=time.time())
+    deployment.save()
+    timing.users = len(all_users)
+    timing.total_s = time.monotonic() - started
+    return deployment
+
+
+def deploy_down(root: str | Path, *, remove: bool = True, source: str = "flag --dir") -> list[str]:
+    """Stop every instance in ``root`` (also orphans of a crashed master) and, unless
+    ``remove`` is False, delete the directory. Returns what was stopped, for the terminal."""
+    root = Path(root).absolute()
+    if not (root / DEPLOYMENT_FILE).exists() and not (root / MARKER).exists():
+        raise UsageError(f"no cyrus-loadtest deployment in {root} (from {source})")
+    stopped: list[str] = []
+    if (root / DEPLOYMENT_FILE).exists():
+        deployment = Deployment.load(root / DEPLOYMENT_FILE, source)
+        for info in deployment.instances:
+            was_alive = pid_alive(info.master_pid)
+            survivors = inst.stop(info)
+            if survivors:
+                raise RuntimeError(f"processes of {info.name} survived SIGKILL: {survivors}")
+            stopped.append(f"{info.name} ({info.address}): "
+                           + ("stopped" if was_alive else "master was not running; cleaned up"))
+    # Whatever still mentions the directory (a half-started deployment) is ours too.
+    leftovers = pids_mentioning(str(root).rstrip("/") + "/")
+    if leftovers:
+        survivors = terminate(leftovers, 2.0)
+        if survivors:
+            raise RuntimeError(f"processes in {root} survived SIGKILL: {survivors}")
+        stopped.append(f"{len(leftovers)} leftover process(es) ended")
+    if remove:
+        shutil.rmtree(root, ignore_errors=True)
+    return stopped
+
+
+@dataclass
+class InstanceStatus:
+    name: str
+    address: str
+    master_pid: int | None
+    master_alive: bool
+    greeting_ok: bool
+    ready_workers: float | None
+    stats_age_s: float | None
+
+
+def read_ready_workers(stats_file: str) -> float | None:
+    """Ready imap workers according to master's stats file (None when unreadable)."""
+    from loadtest.collectors.parsers import ParseError, parse_master_stats
+
+    try:
+        stats = parse_master_stats(Path(stats_file).read_text())
+    except (OSError, ParseError):
+        return None
+    return stats.service("imap").get("ready_workers")
+
+
+def deploy_status(root_or_file: str | Path, source: str = "default location") -> list[InstanceStatus]:
+    deployment = Deployment.load(root_or_file, source)
+    result = []
+    for info in deployment.instances:
+        alive = pid_alive(info.master_pid)
+        greeting = False
+        if alive:
+            try:
+                inst.wait_for_greeting(info, timeout=2.0)
+                greeting = True
+            except inst.StartError:
+                greeting = False
+        try:
+            age = time.time() - Path(info.stats_file).stat().st_mtime
+        except OSError:
+            age = None
+        result.append(InstanceStatus(info.name, info.address, info.master_pid, alive, greeting,
+                                     read_ready_workers(info.stats_file) if alive else None, age))
+    return result

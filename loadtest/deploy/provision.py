@@ -1,0 +1,183 @@
+"""Test users for an instance: sasldb passwords, mailboxes with folders, seed messages.
+
+Users go into the instance's own sasldb with saslpasswd2 (about 3.5 ms each); mailboxes are
+created over IMAP as the admin on a few parallel connections, which is what makes 1,000 users
+take seconds rather than minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import secrets
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from loadtest.deploy.deployment import InstanceInfo
+from loadtest.deploy.render import SERVERNAME
+from loadtest.paths import fixtures_dir
+
+DEFAULT_FOLDERS = ("Sent", "Drafts", "Trash")
+ADMIN_RIGHTS = "lrswipkxtecda"
+PROVISION_CONNECTIONS = 4
+PIPELINE_USERS = 10  # users per pipelined batch
+
+
+@dataclass(frozen=True)
+class TestUser:
+    name: str
+    password: str
+    instance: str = ""
+
+    def __repr__(self) -> str:  # never show the password
+        return f"TestUser({self.name!r}, instance={self.instance!r})"
+
+
+def make_users(count: int, *, prefix: str = "user", first: int = 1,
+               instance: str = "") -> list[TestUser]:
+    width = max(4, len(str(first + count - 1)))
+    return [TestUser(f"{prefix}{n:0{width}d}", secrets.token_urlsafe(12), instance)
+            for n in range(first, first + count)]
+
+
+def add_sasl_user(sasldb: Path, name: str, password: str) -> None:
+    result = subprocess.run(
+        ["saslpasswd2", "-f", str(sasldb), "-p", "-c", "-u", SERVERNAME, name],
+        input=password.encode() + b"\n", capture_output=True, timeout=30)
+    if result.returncode != 0:
+        raise RuntimeError(f"saslpasswd2 failed for {name}: "
+                           f"{result.stderr.decode(errors='replace').strip()}")
+
+
+def write_users_file(path: Path, users: Sequence[TestUser], *, with_instance: bool = False) -> None:
+    """CSV username,password[,instance]; 0600 because it holds passwords."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["username", "password", "instance"] if with_instance
+                        else ["username", "password"])
+        for user in users:
+            writer.writerow([user.name, user.password, user.instance] if with_instance
+                            else [user.name, user.password])
+    os.replace(tmp, path)
+
+
+def seed_messages(user: str) -> list[bytes]:
+    messages = []
+    for path in sorted((fixtures_dir() / "seed").glob("*.eml")):
+        text = Template(path.read_text()).safe_substitute(user=user)
+        messages.append(text.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+    return messages
+
+
+class AdminConnection:
+    """A minimal pipelining IMAP client for provisioning: send a batch of commands, then read
+    every tagged answer. One round trip per batch instead of one per command."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self._buffer = b""
+        self._tag = 0
+        greeting = self._read_line()
+        if not greeting.startswith(b"* OK"):
+            raise RuntimeError(f"unexpected greeting {greeting[:80]!r}")
+
+    def _read_line(self) -> bytes:
+        while b"\r\n" not in self._buffer:
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("server closed the connection")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\r\n", 1)
+        return line
+
+    def pipeline(self, commands: Sequence[bytes]) -> None:
+        """Run ``commands`` (without tags) in order; raise on the first NO or BAD."""
+        tags = []
+        out = bytearray()
+        for command in commands:
+            self._tag += 1
+            tag = b"p%d" % self._tag
+            tags.append(tag)
+            out += tag + b" " + command + b"\r\n"
+        self._sock.sendall(out)
+        pending = set(tags)
+        failure = None
+        while pending:
+            line = self._read_line()
+            tag, _, rest = line.partition(b" ")
+            if tag in pending:
+                pending.discard(tag)
+                if not rest.startswith(b"OK") and failure is None:
+                    index = tags.index(tag)
+                    failure = f"{commands[index][:60]!r} -> {rest[:120]!r}"
+        if failure:
+            raise RuntimeError(f"IMAP command failed: {failure}")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            self.pipeline([b"LOGOUT"])
+        self._sock.close()
+
+
+def _quote(text: str) -> bytes:
+    return b'"' + text.replace("\\", "\\\\").replace('"', '\\"').encode() + b'"'
+
+
+def user_commands(user: TestUser, admin_user: str, folders: Sequence[str]) -> list[bytes]:
+    """CREATE the INBOX, grant the admin (who has no implicit rights on users' mailboxes), CREATE
+    the folders, and MULTIAPPEND the seed messages with non-synchronizing literals (LITERAL+)."""
+    inbox = f"user/{user.name}"
+    commands = [b"CREATE " + _quote(inbox),
+                b"SETACL " + _quote(inbox) + b" " + _quote(admin_user) + b" " + ADMIN_RIGHTS.encode()]
+    commands += [b"CREATE " + _quote(f"{inbox}/{folder}") for folder in folders]
+    messages = seed_messages(user.name)
+    if messages:
+        append = bytearray(b"APPEND " + _quote(inbox))
+        for message in messages:
+            append += b" () {%d+}\r\n" % len(message) + message
+        commands.append(bytes(append))
+    return commands
+
+
+def create_mailboxes(info: InstanceInfo, admin_user: str, admin_password: str,
+                     users: Sequence[TestUser], *, folders: Sequence[str] = DEFAULT_FOLDERS,
+                     connections: int = PROVISION_CONNECTIONS, batch: int = PIPELINE_USERS,
+                     progress: Callable[[int], None] | None = None) -> None:
+    """INBOX, folders and seed messages for each user, over IMAP as the admin."""
+    pending = list(users)
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            conn = AdminConnection(info.host, info.port)
+            conn.pipeline([b"LOGIN " + _quote(admin_user) + b" " + _quote(admin_password)])
+            while True:
+                with lock:
+                    if not pending or errors:
+                        break
+                    chunk = [pending.pop() for _ in range(min(batch, len(pending)))]
+                conn.pipeline([c for user in chunk for c in user_commands(user, admin_user, folders)])
+                if progress:
+                    progress(len(chunk))
+            conn.close()
+        except BaseException as exc:  # reported by the caller
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, daemon=True)
+               for _ in range(max(1, min(connections, len(users))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"creating mailboxes on {info.name} failed: {errors[0]}") from errors[0]

@@ -1,0 +1,61 @@
+"""Shared fixtures: real, disposable Cyrus deployments started by the project's own code.
+
+`cyrus_deployment` (session): one instance with 20 users, shared by tests that only read or log
+in. `make_deployment(**options)` (function): a deployment with its own service options (say
+`imapd_reuse=1`, `maxchild=5`, `listen_backlog=32`) for tests that change or break the server.
+Both always tear down and check that no process of the deployment is left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from loadtest.deploy.deployment import Deployment
+from loadtest.deploy.instance import instance_pids
+from loadtest.deploy.manager import deploy_down, deploy_up
+
+# Under /dev/shm (tmpfs, fast) and not under pytest's 0700 tmp dirs: Cyrus runs as `cyrus`.
+TEST_ROOT = Path(os.environ.get("LOADTEST_TEST_ROOT", f"/dev/shm/cyrus-loadtest-pytest-{os.getpid()}"))
+
+
+def _teardown(deployment: Deployment) -> None:
+    deploy_down(deployment.root)
+    left = [pid for info in deployment.instances for pid in instance_pids(info)]
+    assert not left, f"processes of {deployment.root} left after deploy down: {left}"
+
+
+@pytest.fixture(scope="session")
+def test_root() -> Iterator[Path]:
+    TEST_ROOT.mkdir(parents=True, exist_ok=True)
+    TEST_ROOT.chmod(0o755)
+    yield TEST_ROOT
+    shutil.rmtree(TEST_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cyrus_deployment(test_root: Path) -> Iterator[Deployment]:
+    deployment = deploy_up(test_root / "shared", users=20)
+    try:
+        yield deployment
+    finally:
+        _teardown(deployment)
+
+
+@pytest.fixture
+def make_deployment(test_root: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Deployment]]:
+    created: list[Deployment] = []
+
+    def make(*, users: int = 10, instances: int = 1, **options: object) -> Deployment:
+        name = f"{request.node.name}-{len(created)}".replace("[", "-").replace("]", "")[:60]
+        deployment = deploy_up(test_root / name, users=users, instances=instances, options=options)
+        created.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in created:
+        _teardown(deployment)

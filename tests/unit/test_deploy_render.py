@@ -1,0 +1,108 @@
+"""Config rendering, service options and topologies: pure, no Cyrus needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadtest.deploy.render import (
+    InstancePaths,
+    ServiceOptions,
+    render_cyrus_conf,
+    render_imapd_conf,
+)
+from loadtest.deploy.topology import parse_topology, spread, standalone_slots
+from loadtest.errors import UsageError
+from loadtest.paths import fixtures_dir
+
+
+def conf_keys(text: str) -> dict[str, str]:
+    pairs = (line.split(":", 1) for line in text.splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_every_path_the_instance_writes_lives_in_its_directory() -> None:
+    root = Path("/srv/lt/slot7")
+    text = render_imapd_conf("slot7", InstancePaths(root), ServiceOptions(),
+                             admin_user="admin", cyrus_user=None)
+    keys = conf_keys(text)
+    for key in ("configdirectory", "partition-default", "sievedir", "proc_path",
+                "mboxname_lockpath", "lmtpsocket", "idlesocket", "notifysocket",
+                "prometheus_stats_dir", "sasl_sasldb_path"):
+        assert keys[key].startswith(str(root) + "/"), (key, keys[key])
+    assert keys["prometheus_enabled"] == "yes"
+    assert keys["syslog_prefix"] == "loadtest-slot7"
+    assert "cyrus_user" not in keys
+
+
+def test_two_instances_share_no_path() -> None:
+    a, b = (conf_keys(render_imapd_conf(n, InstancePaths(Path(f"/srv/lt/{n}")),
+                                        ServiceOptions(), admin_user="admin", cyrus_user="me"))
+            for n in ("slot1", "slot2"))
+    shared = {k for k, v in a.items() if v.startswith("/") and b.get(k) == v}
+    assert not shared
+
+
+def test_service_options_reach_cyrus_conf() -> None:
+    options = ServiceOptions().updated({"prefork": "0", "maxchild": 5, "maxforkrate": 20,
+                                        "imapd_reuse": 1, "babysit": "yes"}, "test")
+    text = render_cyrus_conf("slot1", InstancePaths(Path("/srv/lt/slot1")), options,
+                             host="127.0.0.1", port=14300, bin_dir=Path("/usr/lib/cyrus/bin"))
+    imap_line = next(line for line in text.splitlines() if line.strip().startswith("imap "))
+    assert 'listen="127.0.0.1:14300"' in imap_line
+    assert "-U 1 " in imap_line and "-C /srv/lt/slot1/imapd.conf" in imap_line
+    assert "prefork=0" in imap_line and "maxchild=5" in imap_line
+    assert "maxforkrate=20" in imap_line and "babysit=1" in imap_line
+    # master does not pass -C on: every cmd must carry it
+    cmds = [line for line in text.splitlines() if "cmd=" in line]
+    assert cmds and all("-C /srv/lt/slot1/imapd.conf" in line for line in cmds)
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"maxchild": "lots"}, "maxchild='lots' in flag --maxchild: expected an integer"),
+    ({"maxchild": 0}, "maxchild=0 in flag --maxchild: must be >= 1"),
+    ({"prefrok": 1}, "unknown service option 'prefrok' in flag --maxchild"),
+    ({"babysit": "maybe"}, "expected yes or no"),
+])
+def test_bad_service_options_name_value_and_source(values: dict, fragment: str) -> None:
+    with pytest.raises(UsageError, match=None) as info:
+        ServiceOptions.from_mapping(values, "flag --maxchild")
+    assert fragment in str(info.value)
+
+
+def test_spread_and_standalone_slots() -> None:
+    assert spread(10, 3) == [4, 3, 3]
+    assert sum(spread(1001, 7)) == 1001
+    slots = standalone_slots(3, 20)
+    assert [s.name for s in slots] == ["slot1", "slot2", "slot3"]
+    assert sum(s.users for s in slots) == 20
+
+
+def test_shipped_topology_parses() -> None:
+    path = fixtures_dir() / "topologies" / "two-stores.toml"
+    slots, service = parse_topology(path.read_text(), str(path))
+    assert [(s.name, s.store, s.role, s.users) for s in slots] == [
+        ("slot608", "store23", "master", 10), ("slot308", "store23", "replica", 0),
+        ("slot908", "store24", "master", 10), ("slot503", "store24", "replica", 0)]
+    assert service == {"prefork": 1, "maxchild": 100}
+    assert slots[2].service["maxchild"] == 50
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[[store]]\nname = 'a'\nusers = 1\n", "t.toml:1: store 'a' has no master slot"),
+    ("[[store]]\nname = 'a'\nmaster = 's1'\n\n[[store]]\nname = 'b'\nmaster = 's1'\n",
+     "t.toml:5: slot 's1' is used twice"),
+    ("[[store]]\nname = 'a'\nmaster = 's1'\nusers = -3\n", "users = -3 must be a whole number"),
+    ("[[store]]\nname = 'a'\nmaster = 's1'\nsluts = 2\n", "t.toml:1: unknown key 'sluts'"),
+    ("[service]\nmaxchild = 'x'\n[[store]]\nname='a'\nmaster='s'\n",
+     "maxchild='x' in t.toml:1: expected an integer"),
+    ("[[store]\n", "t.toml: not valid TOML"),
+    ("[stores]\n", "t.toml:1: unknown table or key 'stores'"),
+    ("", "t.toml: no [[store]] entries"),
+])
+def test_bad_topology_names_file_line_and_reason(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_topology(text, "t.toml")
+    assert fragment in str(info.value)
