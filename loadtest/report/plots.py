@@ -1,0 +1,205 @@
+"""PNG plots of a run on one shared time axis (seconds since the run started): every panel has
+the same x range and margins, so they line up when stacked in the report. Stall and heartbeat
+gap intervals are shaded, phases drawn as bands, fault events as dashed lines.
+
+File I/O only (matplotlib with the Agg backend, no display needed): no Locust, no gevent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: no display, same output everywhere
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from loadtest.collectors.series import Event, Sample, SeriesStore  # noqa: E402
+
+# Labels that tell lines of one signal apart (others, like "why" or "dir", do not).
+GROUP_LABELS = ("step", "service", "family")
+PHASE_COLOURS = ("#f2f2f2", "#e3ecf7")
+
+
+@dataclass(frozen=True)
+class Panel:
+    name: str  # file name stem: plot-<name>.png
+    title: str
+    ylabel: str
+    signals: tuple[str, ...]
+    log: bool = False
+    dashed: tuple[str, ...] = ()  # signals drawn dashed (e.g. p50 beside p95)
+    # signal -> (labels that still split lines, "sum" or "max"): samples of the same second
+    # from different instances (or steps) combined into one line, to keep the plot readable.
+    combine: tuple[tuple[str, tuple[str, ...], str], ...] = ()
+
+
+PANELS = (
+    Panel("request-rate", "Request rate per step (successes + failures) and failures",
+          "requests/s", ("step_rate_per_s", "step_failures_per_s"),
+          dashed=("step_failures_per_s",),
+          combine=(("step_rate_per_s", ("step",), "sum"), ("step_failures_per_s", (), "sum"))),
+    Panel("step-latency", "Per-step latency, worst instance: p95 solid, p50 dashed (x: "
+          "percentile lost to failures)", "ms", ("step_p95_ms", "step_p50_ms"), log=True,
+          dashed=("step_p50_ms",),
+          combine=(("step_p95_ms", ("step",), "max"), ("step_p50_ms", ("step",), "max"))),
+    Panel("greeting-vs-held", "New connection (probe) vs held session latency "
+          "(x: no answer)", "ms",
+          ("greeting_latency_ms", "connect_latency_ms", "login_latency_ms",
+           "held_noop_latency_ms"), log=True),
+    Panel("heartbeat", "Master heartbeat: age of stats/master.txt", "s", ("heartbeat_age_s",)),
+    Panel("spawns", "Spawns per second", "per s",
+          ("spawns_per_s", "host_forks_per_s", "process_spawns", "process_exits"),
+          dashed=("host_forks_per_s",)),
+    Panel("workers", "Ready workers and children (master)", "count",
+          ("ready_workers", "active_children", "max_children"), dashed=("max_children",)),
+    Panel("processes", "Server processes", "count", ("imapd_processes", "child_processes")),
+    Panel("backlog", "Listen backlog and overflows (host-wide, since start)", "count",
+          ("listen_queue", "listen_overflows", "listen_drops")),
+    Panel("canary", "Filesystem canary: create+fsync+unlink", "ms",
+          ("canary_data_ms", "canary_proc_ms"), log=True),
+    Panel("load", "Machine load", "", ("load1", "procs_running", "procs_blocked")),
+    Panel("cpu", "CPU of Cyrus and of the generator", "%",
+          ("cyrus_cpu_percent", "generator_cpu_percent")),
+)
+
+
+def time_range(store: SeriesStore, start: float | None = None,
+               end: float | None = None) -> tuple[float, float]:
+    """The run's start and end: from run.json when known, else from the data."""
+    times = [s.t for s in store.samples()] + [e.t for e in store.events()] + [
+        e.end for e in store.events() if e.end is not None]
+    lo = start if start is not None else min(times, default=0.0)
+    hi = end if end is not None else max(times, default=lo + 1.0)
+    return lo, max(hi, lo + 1.0)
+
+
+def _groups(samples: list[Sample], panel: Panel, signal: str) -> dict[str, list[Sample]]:
+    for name, labels, how in panel.combine:
+        if name == signal:
+            return _combined(samples, labels, how)
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        parts = [s.signal] + [str(s.labels[k]) for k in GROUP_LABELS if k in s.labels]
+        if s.instance:
+            parts.append(f"[{s.instance}]")
+        groups[" ".join(parts)].append(s)
+    return dict(sorted(groups.items()))
+
+
+def _combined(samples: list[Sample], labels: tuple[str, ...],
+              how: str) -> dict[str, list[Sample]]:
+    """One line per value of `labels`, samples at the same time summed or maxed; a null in a
+    max stays a null (a percentile lost to failures is the worst case)."""
+    buckets: dict[str, dict[float, list[float | None]]] = defaultdict(lambda: defaultdict(list))
+    for s in samples:
+        parts = [s.signal] + [str(s.labels[k]) for k in labels if k in s.labels]
+        if not labels:
+            parts.append("(all)")
+        buckets[" ".join(parts)][s.t].append(s.value)
+    groups: dict[str, list[Sample]] = {}
+    for key, by_time in sorted(buckets.items()):
+        out = []
+        for t, values in sorted(by_time.items()):
+            known = [v for v in values if v is not None]
+            if how == "sum":
+                value = sum(known) if known else None
+            else:
+                value = None if len(known) < len(values) else max(known)
+            out.append(Sample(t, key, value))
+        groups[key] = out
+    return groups
+
+
+def _mark_events(ax: Any, store: SeriesStore, t0: float, t1: float) -> list[Any]:
+    """Phases as bands with names, stalls and heartbeat gaps shaded, faults as dashed lines."""
+    handles = []
+    phases = sorted(store.events("phase"), key=lambda e: e.t)
+    for i, ev in enumerate(phases):
+        end = ev.end if ev.end is not None else t1
+        ax.axvspan(ev.t - t0, end - t0, color=PHASE_COLOURS[i % 2], zorder=0, lw=0)
+        ax.text((ev.t - t0 + end - t0) / 2, 1.0, str(ev.detail.get("name", "phase")),
+                transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7,
+                color="#555555", clip_on=False)
+    shading = (("stall", "#d62728", 0.25, "master stall"),
+               ("heartbeat_gap", "#ff7f0e", 0.18, "heartbeat gap"),
+               ("collector_gap", "#7f7f7f", 0.15, "collector gap"))
+    for kind, colour, alpha, label in shading:
+        events: list[Event] = store.events(kind)
+        for ev in events:
+            end = ev.end if ev.end is not None else t1
+            ax.axvspan(ev.t - t0, max(end, ev.t + 0.05) - t0, color=colour, alpha=alpha,
+                       zorder=1, lw=0)
+        if events:
+            handles.append(Patch(color=colour, alpha=alpha + 0.2, label=label))
+    faults = store.events("fault")
+    for ev in faults:
+        ax.axvline(ev.t - t0, color="#9467bd", ls="--", lw=1, zorder=3)
+        if ev.end is not None and ev.end > ev.t:
+            ax.axvline(ev.end - t0, color="#9467bd", ls=":", lw=1, zorder=3)
+    if faults:
+        handles.append(Patch(color="#9467bd", label="fault (start -- / end ..)"))
+    return handles
+
+
+def plot_panel(panel: Panel, store: SeriesStore, t0: float, t1: float,
+               path: Path) -> bool:
+    """Draw one panel into `path`; False when none of its signals has data ("no data")."""
+    fig, ax = plt.subplots(figsize=(11, 2.8), dpi=90)
+    fig.subplots_adjust(left=0.07, right=0.76, top=0.82, bottom=0.16)
+    handles = _mark_events(ax, store, t0, t1)
+    has_data = False
+    for signal in panel.signals:
+        for label, samples in _groups(store.samples(signal), panel, signal).items():
+            values = [(s.t - t0, s.value) for s in samples if s.value is not None]
+            gaps = [s.t - t0 for s in samples if s.value is None]
+            if values:
+                xs, ys = zip(*values, strict=True)
+                (line,) = ax.plot(xs, ys, lw=1.1, label=label, zorder=4,
+                                  ls="--" if signal in panel.dashed else "-",
+                                  marker="." if len(xs) < 40 else None, markersize=3)
+                colour = line.get_color()
+                has_data = True
+            else:
+                colour = "#d62728"
+            if gaps:
+                ax.plot(gaps, [0.96] * len(gaps), "x", color=colour, markersize=5,
+                        transform=ax.get_xaxis_transform(), zorder=5,
+                        label=None if values else f"{label} (no answer)")
+                has_data = True
+    ax.set_xlim(0, t1 - t0)
+    ax.set_title(panel.title, fontsize=9, loc="left", pad=12)
+    ax.set_xlabel("seconds since start", fontsize=8)
+    ax.set_ylabel(panel.ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.3)
+    if not has_data:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
+                fontsize=12, color="#888888")
+        ax.set_yticks([])
+    else:
+        if panel.log and any(s.value and s.value > 0 for sig in panel.signals
+                             for s in store.samples(sig)):
+            ax.set_yscale("log")
+        lines, labels = ax.get_legend_handles_labels()
+        ax.legend(lines + handles, labels + [h.get_label() for h in handles], fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return has_data
+
+
+def plot_all(store: SeriesStore, folder: str | Path, start: float | None = None,
+             end: float | None = None) -> list[tuple[Panel, str, bool]]:
+    """Every panel as folder/plot-NAME.png: (panel, file name, has data)."""
+    folder = Path(folder)
+    t0, t1 = time_range(store, start, end)
+    out = []
+    for panel in PANELS:
+        name = f"plot-{panel.name}.png"
+        out.append((panel, name, plot_panel(panel, store, t0, t1, folder / name)))
+    return out

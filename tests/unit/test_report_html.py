@@ -1,0 +1,108 @@
+"""`cyrus-loadtest report ARTIFACTS`: report.html from a synthetic run, offline, with every plot
+it shows present as a PNG; missing signals and missing files handled."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from loadtest.collectors.series import SeriesStore
+from loadtest.errors import UsageError
+from loadtest.gate import cli as gate_cli
+from loadtest.gate.steps import StepRecorder
+from loadtest.report import cli
+from loadtest.report.plots import PANELS
+from loadtest.report.synthetic import SyntheticRun, synthetic_run, write_synthetic_run
+
+GATES = Path(__file__).resolve().parents[2] / "fixtures" / "gates"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.urls: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if tag == "img" and name == "src" and value:
+                self.images.append(value)
+            if name in ("src", "href") and value:
+                self.urls.append(value)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def report(folder: Path, *extra: str) -> tuple[Path, Links]:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert cli.run(parser.parse_args([str(folder), *extra])) == 0
+    page = folder / "report.html"
+    links = Links()
+    links.feed(page.read_text())
+    return page, links
+
+
+def test_report_references_every_plot_and_each_exists(tmp_path: Path) -> None:
+    folder = write_synthetic_run(tmp_path / "run", synthetic_run(instances=("slot1", "slot2")))
+    gate_args = argparse.ArgumentParser()
+    gate_cli.add_arguments(gate_args)
+    gate_cli.run(gate_args.parse_args([str(folder), "--rules", str(GATES / "default.toml")]))
+    page, links = report(folder)
+    assert len(links.images) == len(PANELS)
+    for src in links.images:
+        png = folder / src
+        assert png.is_file() and png.read_bytes().startswith(PNG_MAGIC), src
+        assert png.stat().st_size > 5_000  # a drawn plot, not an empty canvas
+    assert sorted(p.name for p in folder.glob("*.png")) == sorted(links.images)
+    # Offline: nothing but files beside the page.
+    assert all("://" not in url and not url.startswith("//") for url in links.urls)
+    text = page.read_text()
+    assert "<script" not in text
+    # The verdict is on top, before the timeline, with the failing rules' reasons.
+    assert text.index("Verdict: <b>FAIL</b>") < text.index("<h2>Timeline</h2>")
+    assert "heartbeat_gap.longest_s" in text and "3.5 &gt; max 2.5" in text
+    body = " ".join(links.text)
+    assert "reconnect-flood" in body and "stop_master" in body
+    assert "no data" in body  # the synthetic run has no CPU signals
+    assert "***" in body and "password" in body  # options shown, redacted as written
+
+
+def test_report_with_rules_but_no_verdict_file(tmp_path: Path) -> None:
+    folder = write_synthetic_run(tmp_path / "run", synthetic_run(stall=False))
+    page, _ = report(folder)
+    assert "No verdict" in page.read_text()
+    page, _ = report(folder, "--rules", str(GATES / "default.toml"))
+    assert "Verdict: <b>PASS</b>" in page.read_text()
+    assert not (folder / "verdict.json").exists()
+
+
+def test_report_of_a_run_with_no_data_at_all(tmp_path: Path) -> None:
+    empty = SyntheticRun(StepRecorder(), SeriesStore(), 1_700_000_000.0, 1_700_000_010.0)
+    folder = write_synthetic_run(tmp_path / "empty", empty)
+    page, links = report(folder)
+    assert len(links.images) == len(PANELS)
+    assert all((folder / src).is_file() for src in links.images)
+    assert page.read_text().count("(no data)") == len(PANELS)
+    assert "no requests were recorded" in page.read_text()
+
+
+def test_report_refuses_incomplete_or_foreign_folder(tmp_path: Path) -> None:
+    folder = write_synthetic_run(tmp_path / "run", synthetic_run(stall=False, scale=0.1))
+    (folder / "events.jsonl").unlink()
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    with pytest.raises(UsageError, match=r"is incomplete: missing events.jsonl"):
+        cli.run(parser.parse_args([str(folder)]))
+    (folder / "events.jsonl").touch()
+    (folder / "run.json").write_text(json.dumps({"format_version": 2}))
+    with pytest.raises(UsageError, match=r"run.json has format version 2"):
+        cli.run(parser.parse_args([str(folder)]))
+    assert not (folder / "report.html").exists() and not list(folder.glob("*.png"))
