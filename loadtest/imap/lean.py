@@ -1,0 +1,196 @@
+"""The lean path: a raw socket session for floods and cheap churn, without imapclient.
+
+Same steps, step names, failure classes and ``Reporter`` as :mod:`loadtest.imap.session`, with as
+little Python and as few system calls per step as we can: one ``sendall`` per command, one
+``recv`` per response in the common case, commands pre-encoded once per user, and the tagged
+status found by looking only at the last line of what arrived.
+"""
+
+from __future__ import annotations
+
+import socket
+from time import perf_counter
+
+from loadtest.imap import failures as f
+from loadtest.imap.credentials import Credential, quote
+from loadtest.imap.session import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Reporter
+from loadtest.imap.transport import (
+    DISCONNECT_LOGOUT,
+    TLS_IMPLICIT,
+    TLS_NONE,
+    TLS_STARTTLS,
+    Target,
+    drop,
+    set_quickack,
+)
+
+_RECV = 65536
+_CRLF = b"\r\n"
+# One fixed tag per command: commands are never pipelined, so tags need not be unique.
+_LOGIN_TAG = b"l "
+_LIST_TAG = b"s "
+_LOGOUT_TAG = b"o "
+_STARTTLS_TAG = b"t "
+LIST_COMMAND = b's LIST "" "*"\r\n'
+LOGOUT_COMMAND = b"o LOGOUT\r\n"
+STARTTLS_COMMAND = b"t STARTTLS\r\n"
+
+
+def login_command(credential: Credential) -> bytes:
+    """The LOGIN line for ``credential``, encoded once per simulated user."""
+    return b"l LOGIN " + quote(credential.username) + b" " + quote(credential.password) + _CRLF
+
+
+class LeanSession:
+    """Connect, greet, LOGIN, LIST, LOGOUT or drop, on a plain (gevent) socket."""
+
+    __slots__ = ("target", "report", "connect_timeout", "timeout", "phase", "sock")
+
+    def __init__(
+        self,
+        target: Target,
+        report: Reporter,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.target = target
+        self.report = report
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.phase = f.PHASE_CONNECT
+        self.sock: socket.socket | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.sock is not None
+
+    def connect(self) -> int:
+        """CONNECT: TCP connect (+ TLS) until the greeting (+ STARTTLS). Returns bytes read."""
+        if self.sock is not None:
+            self.abort()
+        t0 = perf_counter()
+        self.phase = f.PHASE_CONNECT
+        target = self.target
+        sock = None
+        try:
+            sock = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET)
+            self.sock = sock
+            sock.settimeout(self.connect_timeout)
+            sock.connect(target.address)
+            sock.settimeout(self.timeout)
+            if target.tls == TLS_IMPLICIT:
+                self.phase = f.PHASE_TLS
+                sock = self.sock = target.ssl_context.wrap_socket(
+                    sock, server_hostname=target.server_hostname or target.host
+                )
+                set_quickack(sock)
+            self.phase = f.PHASE_GREETING
+            greeting = self._read_line(sock)
+            if not greeting.startswith((b"* OK", b"* PREAUTH")):
+                if greeting.startswith(b"* BYE"):
+                    raise f.ByeGreeting()
+                raise f.ProtocolError("unexpected greeting")
+            length = len(greeting)
+            if target.tls == TLS_STARTTLS:
+                self.phase = f.PHASE_COMMAND
+                length += self._command(STARTTLS_COMMAND, _STARTTLS_TAG)
+                self.phase = f.PHASE_TLS
+                sock = self.sock = target.ssl_context.wrap_socket(
+                    sock, server_hostname=target.server_hostname or target.host
+                )
+                set_quickack(sock)
+        except Exception as exc:
+            self._fail(f.CONNECT, t0, exc)
+        self.report(f.CONNECT, (perf_counter() - t0) * 1000.0, length, None)
+        return length
+
+    def login(self, command: bytes) -> None:
+        """LOGIN with a line from :func:`login_command`."""
+        t0 = perf_counter()
+        self.phase = f.PHASE_LOGIN
+        try:
+            length = self._command(command, _LOGIN_TAG)
+        except Exception as exc:
+            self._fail(f.LOGIN, t0, exc)
+        self.report(f.LOGIN, (perf_counter() - t0) * 1000.0, length, None)
+
+    def list(self) -> None:
+        t0 = perf_counter()
+        self.phase = f.PHASE_COMMAND
+        try:
+            length = self._command(LIST_COMMAND, _LIST_TAG)
+        except Exception as exc:
+            self._fail(f.LIST, t0, exc)
+        self.report(f.LIST, (perf_counter() - t0) * 1000.0, length, None)
+
+    def logout(self) -> None:
+        t0 = perf_counter()
+        self.phase = f.PHASE_COMMAND
+        try:
+            length = self._command(LOGOUT_COMMAND, _LOGOUT_TAG)
+        except Exception as exc:
+            self._fail(f.LOGOUT, t0, exc)
+        self.report(f.LOGOUT, (perf_counter() - t0) * 1000.0, length, None)
+        self.abort()
+
+    def disconnect(self, mode: str) -> None:
+        if self.sock is None:
+            return
+        if mode == DISCONNECT_LOGOUT:
+            self.logout()
+        else:
+            sock, self.sock = self.sock, None
+            drop(sock, mode)
+
+    def abort(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            drop(sock, "close")
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _fail(self, step: str, t0: float, exc: Exception) -> None:
+        elapsed_ms = (perf_counter() - t0) * 1000.0
+        failure_class = f.classify(exc, self.phase)
+        self.abort()
+        if failure_class is None:
+            raise exc
+        failure = f.StepFailure(failure_class, step)
+        self.report(step, elapsed_ms, 0, failure)
+        raise failure from None
+
+    @staticmethod
+    def _read_line(sock: socket.socket) -> bytes:
+        data = sock.recv(_RECV)
+        while not data.endswith(_CRLF):
+            more = sock.recv(_RECV)
+            if not more:
+                raise EOFError
+            data += more
+        return data
+
+    def _command(self, command: bytes, tag: bytes) -> int:
+        """Send one command and read up to its tagged response; returns bytes read."""
+        sock = self.sock
+        sock.sendall(command)
+        data = sock.recv(_RECV)
+        while True:
+            if not data:
+                raise EOFError
+            if data.endswith(_CRLF):
+                # The tagged line is the last line of a complete response.
+                start = data.rfind(b"\n", 0, len(data) - 1) + 1
+                if data.startswith(tag, start):
+                    status = data[start + len(tag) : start + len(tag) + 3]
+                    if status == b"OK ":
+                        return len(data)
+                    if tag == _LOGIN_TAG and status in (b"NO ", b"BAD"):
+                        raise f.AuthRejected()
+                    raise f.ProtocolError("tagged " + status.decode("ascii", "replace"))
+            more = sock.recv(_RECV)
+            if not more:
+                raise EOFError
+            data += more
+
+
+__all__ = ["LeanSession", "login_command", "TLS_NONE"]

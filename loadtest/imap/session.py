@@ -1,0 +1,222 @@
+"""Timed IMAP session on imapclient: one report per step, failures classified.
+
+No Locust here: every step goes to a ``Reporter`` callback (the Locust users adapt it to
+``environment.events.request.fire``; tests and benchmarks collect it in a list). A failed step
+is reported once, the connection is torn down, and :class:`StepFailure` is raised so the caller
+ends its iteration.
+
+CONNECT covers everything before the session can take LOGIN: TCP connect, the implicit-TLS
+handshake, the greeting and, with STARTTLS, the STARTTLS exchange and handshake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.util import to_unicode
+
+from loadtest.imap import failures as f
+from loadtest.imap.credentials import Credential
+from loadtest.imap.transport import (
+    DISCONNECT_LOGOUT,
+    DISCONNECT_RESET,
+    TLS_IMPLICIT,
+    TLS_STARTTLS,
+    Target,
+    drop,
+    set_quickack,
+)
+
+# report(step, response_time_ms, response_length, failure or None)
+Reporter = Callable[[str, float, int, "f.StepFailure | None"], None]
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 10.0
+
+
+class _PhasedIMAP4(imaplib.IMAP4):
+    """imaplib with our own socket set-up, so the session knows which phase an error hit."""
+
+    def __init__(self, session: ImapSession) -> None:
+        self._session = session
+        target = session.target
+        super().__init__(target.host, target.port, timeout=session.connect_timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        session = self._session
+        target = session.target
+        session.phase = f.PHASE_CONNECT
+        sock = socket.create_connection(target.address, session.connect_timeout)
+        sock.settimeout(session.timeout)
+        if target.tls == TLS_IMPLICIT:
+            session.phase = f.PHASE_TLS
+            sock = target.ssl_context.wrap_socket(
+                sock, server_hostname=target.server_hostname or target.host
+            )
+            set_quickack(sock)
+        session.phase = f.PHASE_GREETING
+        return sock
+
+
+class _PhasedIMAPClient(IMAPClient):
+    def __init__(self, session: ImapSession) -> None:
+        self._session = session
+        super().__init__(
+            session.target.host, session.target.port, ssl=False, timeout=session.timeout
+        )
+        # imapclient sets imaplib's debug level to 5: every line would be formatted for logging.
+        self._imap.debug = 0
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        return _PhasedIMAP4(self._session)
+
+
+class ImapSession:
+    """One IMAP connection driven step by step. Not thread-safe; one per simulated user."""
+
+    def __init__(
+        self,
+        target: Target,
+        report: Reporter,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.target = target
+        self.report = report
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.phase = f.PHASE_CONNECT
+        self.client: IMAPClient | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self._step(f.CONNECT, f.PHASE_CONNECT, self._connect)
+
+    def login(self, credential: Credential) -> None:
+        self._step(f.LOGIN, f.PHASE_LOGIN, self._login, credential)
+
+    def list(self, pattern: str = "*") -> list[Any]:
+        return self._step(f.LIST, f.PHASE_COMMAND, self._client().list_folders, "", pattern)
+
+    def select(self, folder: str = "INBOX") -> dict[bytes, Any]:
+        return self._step(f.SELECT, f.PHASE_COMMAND, self._client().select_folder, folder, True)
+
+    def status(self, folder: str = "INBOX") -> dict[bytes, Any]:
+        return self._step(f.STATUS, f.PHASE_COMMAND, self._client().folder_status, folder)
+
+    def fetch(self, count: int = 10, items: tuple[str, ...] = ("FLAGS", "RFC822.SIZE")) -> dict:
+        """UID FETCH of UIDs 1..count (imapclient 4.1 cannot take a ``1:*`` range)."""
+        uids = list(range(1, count + 1))
+        return self._step(f.FETCH, f.PHASE_COMMAND, self._client().fetch, uids, list(items))
+
+    def noop(self) -> None:
+        self._step(f.NOOP, f.PHASE_COMMAND, self._client().noop)
+
+    def idle(self, seconds: float) -> None:
+        """IDLE for ``seconds``. The reported time excludes the deliberate wait: it is the time
+        to the server's continuation plus the time from DONE to the tagged OK."""
+        t0 = perf_counter()
+        waited = 0.0
+        try:
+            self.phase = f.PHASE_COMMAND
+            client = self._client()
+            client.idle()
+            w0 = perf_counter()
+            client.idle_check(timeout=seconds)
+            waited = perf_counter() - w0
+            client.idle_done()
+        except Exception as exc:
+            self._fail(f.IDLE, t0 + waited, exc)
+        self.report(f.IDLE, (perf_counter() - t0 - waited) * 1000.0, 0, None)
+
+    def logout(self) -> None:
+        self._step(f.LOGOUT, f.PHASE_COMMAND, self._logout)
+
+    def disconnect(self, mode: str) -> None:
+        """End the session: ``logout`` (a timed LOGOUT step), ``close`` (FIN) or ``reset`` (RST)."""
+        if self.client is None:
+            return
+        if mode == DISCONNECT_LOGOUT:
+            self.logout()
+        else:
+            self._drop(mode)
+
+    def abort(self) -> None:
+        """Tear the connection down without reporting anything (after a failure, at stop)."""
+        self._drop("close")
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _client(self) -> IMAPClient:
+        if self.client is None:
+            raise f.StepFailure(f.CONNECTION_LOST, "")  # reached only after a bug in a user
+        return self.client
+
+    def _step(self, step: str, phase: str, fn: Callable[..., Any], *args: Any) -> Any:
+        t0 = perf_counter()
+        self.phase = phase
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            self._fail(step, t0, exc)
+        self.report(step, (perf_counter() - t0) * 1000.0, 0, None)
+        return result
+
+    def _fail(self, step: str, t0: float, exc: Exception) -> None:
+        elapsed_ms = (perf_counter() - t0) * 1000.0
+        failure_class = f.classify(exc, self.phase)
+        self.abort()
+        if failure_class is None:
+            raise exc  # not an I/O failure: a bug, keep its traceback
+        failure = f.StepFailure(failure_class, step)
+        self.report(step, elapsed_ms, 0, failure)
+        raise failure from None
+
+    def _connect(self) -> None:
+        if self.client is not None:
+            self.abort()
+        client = _PhasedIMAPClient(self)
+        self.client = client
+        if self.target.tls == TLS_STARTTLS:
+            self.phase = f.PHASE_TLS
+            client.starttls(self.target.ssl_context)
+            set_quickack(client.socket())
+
+    def _login(self, credential: Credential) -> None:
+        client = self._client()
+        # A LoginError wrapping an abort (connection dropped) is classified from its context
+        # as connection lost; only a completed NO/BAD is "auth rejected".
+        client.login(credential.username, credential.password)
+
+    def _logout(self) -> None:
+        imap = self._client()._imap
+        # imaplib's logout() swallows socket errors, and its LOGOUT returns at the untagged BYE,
+        # leaving the tagged OK unread (closing with unread data sends RST, not FIN): read up
+        # to the tagged response ourselves.
+        tag = imap._command("LOGOUT")
+        while imap.tagged_commands.get(tag) is None:
+            imap._get_response()
+        typ, _data = imap.tagged_commands.pop(tag)
+        if typ != "OK":
+            raise f.ProtocolError(to_unicode(typ))
+        self._drop("close")
+
+    def _drop(self, mode: str) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        imap = client._imap
+        with contextlib.suppress(Exception):
+            imap.file.close()  # the makefile reference would defer close() (and the FIN/RST)
+        drop(imap.sock, mode if mode == DISCONNECT_RESET else "close")

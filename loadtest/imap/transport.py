@@ -1,0 +1,76 @@
+"""Socket-level pieces shared by both session paths: TLS contexts and disconnect modes.
+
+Uses the ``socket`` and ``ssl`` modules as imported, so under Locust (which monkey-patches on
+import) they are gevent's. Create SSL contexts only after ``import locust``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import struct
+from dataclasses import dataclass
+
+DISCONNECT_LOGOUT = "logout"  # LOGOUT, wait for the tagged OK, close
+DISCONNECT_CLOSE = "close"  # close without LOGOUT: the kernel sends FIN
+DISCONNECT_RESET = "reset"  # SO_LINGER (1, 0) then close: the kernel sends RST
+DISCONNECT_MODES = (DISCONNECT_LOGOUT, DISCONNECT_CLOSE, DISCONNECT_RESET)
+
+TLS_NONE = "none"
+TLS_IMPLICIT = "implicit"
+TLS_STARTTLS = "starttls"
+TLS_MODES = (TLS_NONE, TLS_IMPLICIT, TLS_STARTTLS)
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one simulated user connects. ``instance`` names the deployment's instance (or None)."""
+
+    host: str
+    port: int
+    instance: str | None = None
+    tls: str = TLS_NONE
+    ssl_context: ssl.SSLContext | None = None
+    server_hostname: str | None = None  # for SNI and hostname checks; defaults to host
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+def make_ssl_context(ca_file: str | None, verify: bool = True) -> ssl.SSLContext:
+    """A client context: the system CAs, or only ``ca_file`` when given; no checks if not verify."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def drop(sock: socket.socket | None, mode: str) -> None:
+    """Close ``sock`` the way ``mode`` says (``close`` or ``reset``); never raises.
+
+    For ``reset`` SO_LINGER (1, 0) goes on the socket itself and the socket is closed without
+    shutdown(): shutdown() would send FIN first (imaplib's shutdown() does exactly that).
+    The caller must have released every other reference (makefile objects) or close() is deferred.
+    """
+    if sock is None:
+        return
+    try:
+        if mode == DISCONNECT_RESET:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def set_quickack(sock: socket.socket) -> None:
+    """Cyrus does not set TCP_NODELAY with TLS: ACK at once so its next write is not delayed."""
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    if quickack is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
