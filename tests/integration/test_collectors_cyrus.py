@@ -1,0 +1,197 @@
+"""Collectors against real Cyrus instances, with real faults (SIGSTOP of master, maxchild).
+
+Load here comes from a small bounded loader (threads doing connect/LOGIN/LOGOUT to 127.0.0.1 for
+a few seconds), not from the Locust users.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from loadtest.collectors import CollectorConfig, CollectorSet, SeriesStore
+from loadtest.collectors.probe import Credentials, _LineReader, imap_quote, probe_once, read_users
+from loadtest.deploy.deployment import Deployment
+
+pytestmark = pytest.mark.cyrus
+
+FREEZE_S = 3.0
+
+
+@contextmanager
+def churn(deployment: Deployment, clients: int, *, hold: float = 0.0,
+          max_seconds: float = 15.0) -> Iterator[list[int]]:
+    """``clients`` threads doing connect, LOGIN, (hold), LOGOUT until the block ends; bounded
+    by ``max_seconds`` whatever happens. Yields a one-item list counting finished sessions."""
+    info = deployment.instances[0]
+    users = read_users(info.users_file, limit=20)[2:] or read_users(info.users_file)
+    stop = threading.Event()
+    done = [0]
+    deadline = time.monotonic() + max_seconds
+
+    def client(creds: Credentials) -> None:
+        import socket
+
+        while not stop.is_set() and time.monotonic() < deadline:
+            if hold <= 0:
+                if probe_once(info.host, info.port, creds, 5.0).failure is None:
+                    done[0] += 1
+                continue
+            with socket.create_connection((info.host, info.port), timeout=10) as sock:
+                reader = _LineReader(sock)
+                end = time.monotonic() + 10
+                reader.line(end)
+                sock.sendall(f"a LOGIN {imap_quote(creds.user)} {imap_quote(creds.password)}\r\n"
+                             .encode())
+                while not reader.line(end).startswith(b"a "):
+                    pass
+                stop.wait(hold)
+                sock.sendall(b"b LOGOUT\r\n")
+                done[0] += 1
+
+    threads = [threading.Thread(target=client, args=(users[i % len(users)],), daemon=True)
+               for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=12)
+
+
+@contextmanager
+def collecting(deployment: Deployment, **settings: object) -> Iterator[SeriesStore]:
+    store = SeriesStore()
+    config = CollectorConfig().updated(settings, "test")
+    collectors = CollectorSet.from_deployment(deployment, store, config)
+    collectors.start()
+    try:
+        yield store
+    finally:
+        collectors.stop()
+
+
+def freeze_master(deployment: Deployment, seconds: float) -> tuple[float, float]:
+    """SIGSTOP master for ``seconds``, always SIGCONT; returns (stopped at, continued at)."""
+    pid = int(Path(deployment.instances[0].pid_file).read_text().split()[0])
+    os.kill(pid, signal.SIGSTOP)
+    stopped = time.time()
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return stopped, time.time()
+
+
+def run_freeze(deployment: Deployment) -> tuple[SeriesStore, float, float]:
+    with collecting(deployment, collectors="probe,master", greeting_threshold=1.0) as store, \
+            churn(deployment, clients=3):
+        time.sleep(2.0)
+        stopped, continued = freeze_master(deployment, FREEZE_S)
+        time.sleep(3.5)
+    return store, stopped, continued
+
+
+def only(events: list, what: str) -> object:
+    assert len(events) == 1, f"expected one {what}, got {events}"
+    return events[0]
+
+
+def test_sigstop_shows_as_heartbeat_gap_while_held_session_stays_fast(
+        cyrus_deployment: Deployment) -> None:
+    store, stopped, continued = run_freeze(cyrus_deployment)
+    gap = only(store.events("heartbeat_gap"), "heartbeat gap")
+    assert gap.duration == pytest.approx(FREEZE_S, abs=1.0)
+    assert stopped - 1.5 <= gap.t <= continued
+    held = [s for s in store.samples("held_noop_latency_ms") if stopped <= s.t <= continued]
+    assert len(held) >= 8
+    assert all(s.value is not None and s.value < 200 for s in held), held
+    # spawns and ready workers were read throughout
+    assert store.samples("ready_workers") and store.samples("spawns_per_s")
+
+
+def test_stop_no_reuse_stall(make_deployment: Callable[..., Deployment]) -> None:
+    """With imapd -U 1 every connection needs master: a freeze is a new-connection stall too.
+    (Short test names: make_deployment names the directory after the test, and unix socket
+    paths are limited to 108 bytes.)"""
+    deployment = make_deployment(imapd_reuse=1, users=6)
+    store, stopped, continued = run_freeze(deployment)
+    stall = only([e for e in store.events("stall") if e.duration > 1.5], "long stall")
+    assert stall.duration == pytest.approx(FREEZE_S, abs=1.0)
+    assert stall.detail["held_session"] == "answering"
+    assert stall.detail["held_noop_max_ms"] < 200
+    assert abs(stall.t - stopped) < 1.0
+    gap = only(store.events("heartbeat_gap"), "heartbeat gap")
+    assert gap.duration == pytest.approx(FREEZE_S, abs=1.0)
+
+
+def test_maxchild_queueing(make_deployment: Callable[..., Deployment]) -> None:
+    """A small maxchild under more concurrent clients: greeting latency rises, ready workers
+    drop to zero."""
+    deployment = make_deployment(maxchild=3, prefork=1, users=12)
+    with collecting(deployment, collectors="probe,master", probe_timeout=4.0) as store:
+        time.sleep(1.5)
+        loaded_from = time.time()
+        with churn(deployment, clients=6, hold=0.8):
+            time.sleep(5.0)
+        time.sleep(0.5)
+    before = [s.value for s in store.samples("greeting_latency_ms") if s.t < loaded_from]
+    during = [s.value for s in store.samples("greeting_latency_ms") if s.t >= loaded_from + 1]
+    assert before and max(before) < 200
+    assert during and max(during) > 500 and max(during) > 5 * max(before)
+    ready = [s.value for s in store.samples("ready_workers")
+             if s.labels.get("service") == "imap" and s.t >= loaded_from]
+    assert 0 in ready
+    assert max(s.value for s in store.samples("max_children")
+               if s.labels.get("service") == "imap") == 3
+
+
+def test_spawn_count(make_deployment: Callable[..., Deployment]) -> None:
+    """A known number of new connections with process reuse disabled: that many spawns."""
+    deployment = make_deployment(imapd_reuse=1, users=4)
+    info = deployment.instances[0]
+    creds = read_users(info.users_file)[0]
+    connections = 15
+    with collecting(deployment, collectors="master,processes", interval=0.5) as store:
+        time.sleep(1.8)
+        started = time.time()
+        for _ in range(connections):
+            assert probe_once(info.host, info.port, creds, 5.0).failure is None
+        time.sleep(2.5)
+    forks = [s for s in store.samples("master_forks_total") if s.labels["service"] == "imap"]
+    before = [s.value for s in forks if s.t < started]
+    assert forks[-1].value - before[-1] == connections
+    spawn_samples = [s for s in store.samples("spawns_per_s") if s.labels["service"] == "imap"]
+    # the derived rate integrates back to the count (master's own timestamps as the time base)
+    assert sum(s.value for s in spawn_samples) > 0
+    assert sum(s.value for s in store.samples("process_spawns")
+               if s.labels.get("service") == "imap") >= 1
+
+
+def test_canary_backlog_and_machine_series_come_at_the_configured_rate(
+        cyrus_deployment: Deployment) -> None:
+    interval = 0.5
+    with collecting(cyrus_deployment, collectors="canary,backlog,machine,processes",
+                    interval=interval) as store:
+        time.sleep(3.1)
+    name = cyrus_deployment.instances[0].name
+    for signal_name, instance in (("canary_data_ms", name), ("canary_proc_ms", name),
+                                  ("listen_queue", name), ("load1", None),
+                                  ("procs_running", None), ("host_forks_per_s", None),
+                                  ("cyrus_cpu_percent", name), ("imapd_processes", name)):
+        samples = store.samples(signal_name, instance=instance)
+        values = [s.value for s in samples]
+        assert len(samples) >= 5, (signal_name, len(samples))
+        assert all(v is not None for v in values), (signal_name, samples)
+        steps = {round(b.t - a.t, 6) for a, b in zip(samples, samples[1:], strict=False)}
+        assert steps == {interval}, (signal_name, steps)
+    assert all(s.value < 1000 for s in store.samples("canary_data_ms"))
