@@ -50,6 +50,8 @@ def _deploy_up(args: argparse.Namespace) -> int:
                "options": "flags"}
     options = {field: getattr(args, field) for field, _ in SERVICE_FLAGS.values()
                if getattr(args, field) is not None}
+    if args.rotating_binary:
+        options["imapd_binary"] = "symlink"
     slots = load_topology(args.topology) if args.topology else None
     timing = Timing()
     with _progress() as progress:
@@ -157,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="IMAP port of the first instance (default: free ports)")
     for flag, (field, text) in SERVICE_FLAGS.items():
         up.add_argument(flag, dest=field, type=int, help=text)
+    up.add_argument("--rotating-binary", action="store_true",
+                    help="run imapd through a symlink, for the rotate-binary fault")
     up.set_defaults(func=_deploy_up)
     for name, func, text in (("status", _deploy_status, "masters, ports and ready workers"),
                              ("down", _deploy_down, "stop every process of a deployment")):

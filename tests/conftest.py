@@ -51,7 +51,8 @@ def make_deployment(test_root: Path, request: pytest.FixtureRequest) -> Iterator
     created: list[Deployment] = []
 
     def make(*, users: int = 10, instances: int = 1, **options: object) -> Deployment:
-        name = f"{request.node.name}-{len(created)}".replace("[", "-").replace("]", "")[:60]
+        # Short: unix socket paths below it must fit in 108 bytes.
+        name = f"{request.node.name[5:25]}-{len(created)}".strip("_").replace("[", "-").replace("]", "")
         deployment = deploy_up(test_root / name, users=users, instances=instances, options=options)
         created.append(deployment)
         return deployment

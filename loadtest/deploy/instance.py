@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from loadtest.deploy.deployment import InstanceInfo
@@ -28,6 +29,8 @@ from loadtest.deploy.render import (
 from loadtest.errors import UsageError
 
 HOST = "127.0.0.1"
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
+ROTATING_BINARY = "symlink"  # ServiceOptions.imapd_binary value: run imapd through a symlink
 STOP_GRACE_S = 10.0
 # Mount point (outside /dev, so an instance living under /dev/shm cannot loop) where the host's
 # /dev is visible inside an instance's private mount namespace.
@@ -89,9 +92,19 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
     """Create the instance directory and render its configs. Nothing runs yet."""
     bin_dir = check_cyrus_installed()
     paths = InstancePaths(root)
+    longest = max((paths.syslog_socket, paths.socket_dir / "notify"), key=lambda p: len(str(p)))
+    if len(os.fsencode(longest)) > UNIX_PATH_MAX:
+        raise UsageError(f"directory {root} is too deep: unix socket {longest} would exceed "
+                         f"{UNIX_PATH_MAX} bytes; choose a shorter --dir")
     cyrus_user, uid, gid = service_user()
     for directory in paths.directories():
         directory.mkdir(parents=True, exist_ok=True)
+    if options.imapd_binary == ROTATING_BINARY:
+        # cyrus.conf points at a symlink the binary-rotation fault re-points (UC Davis, 2007).
+        paths.bin_dir.mkdir(exist_ok=True)
+        paths.imapd_link.unlink(missing_ok=True)
+        paths.imapd_link.symlink_to(bin_dir / "imapd")
+        options = replace(options, imapd_binary=str(paths.imapd_link))
     paths.imapd_conf.write_text(render_imapd_conf(name, paths, options, admin_user=admin_user,
                                                   cyrus_user=cyrus_user))
     paths.cyrus_conf.write_text(render_cyrus_conf(name, paths, options, host=HOST, port=port,

@@ -160,9 +160,11 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
 
             create_mailboxes(info, ADMIN_USER, admin_password, mine, progress=tick)
         timing.mailboxes_s = time.monotonic() - t0
-    except BaseException:
+    except BaseException as exc:
         for info in infos:
             inst.stop(info)
+        if isinstance(exc, UsageError):  # bad input: leave nothing; a failed start keeps its logs
+            shutil.rmtree(root, ignore_errors=True)
         raise
 
     users_file = root / "users.csv"

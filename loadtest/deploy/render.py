@@ -34,7 +34,7 @@ class ServiceOptions:
     prometheus_update_freq: int = 1  # seconds between master.txt rewrites: the heartbeat period
     failedloginpause: int = 0
     idled: bool = True  # IDLE push needs idled in DAEMON
-    imapd_binary: str = ""  # default: CYRUS_BIN_DIR/imapd; the binary-rotation fault points it at a symlink
+    imapd_binary: str = ""  # default CYRUS_BIN_DIR/imapd; "symlink": through bin/imapd, for rotation
 
     _MINIMUMS = {"prefork": 0, "maxchild": 1, "maxforkrate": 0, "imapd_reuse": 1,
                  "imapd_idle_timeout": 1, "listen_backlog": 1, "prometheus_update_freq": 1,
@@ -130,6 +130,10 @@ class InstancePaths:
     def users_file(self) -> Path: return self.root / "users.csv"
     @property
     def fake_dev(self) -> Path: return self.root / "dev"
+    @property
+    def bin_dir(self) -> Path: return self.root / "bin"
+    @property
+    def imapd_link(self) -> Path: return self.bin_dir / "imapd"
 
     def directories(self) -> list[Path]:
         """Every directory Cyrus expects to exist before master starts."""

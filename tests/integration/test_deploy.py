@@ -178,6 +178,13 @@ def test_unusable_directory() -> None:
     assert_one_line_usage_error(result, "/etc/hostname/deployment", "flag --dir")
 
 
+def test_directory_too_deep_for_unix_sockets(test_root: Path) -> None:
+    deep = test_root / ("d" * 90)
+    result = cli("deploy", "up", "--dir", str(deep), "--users", "1")
+    assert_one_line_usage_error(result, "too deep", "107 bytes")
+    assert inst.pids_mentioning(str(deep) + "/") == [] and not deep.exists()
+
+
 def test_bad_topology_file(tmp_path: Path, test_root: Path) -> None:
     topology = tmp_path / "bad.toml"
     topology.write_text("[[store]]\nname = 'store1'\nmaster = 'slot1'\nusers = 'many'\n")

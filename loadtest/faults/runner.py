@@ -1,0 +1,118 @@
+"""Run a fault schedule during a load run and always undo it.
+
+Every occurrence is an event of kind "fault" in the SeriesStore (start, end, instance, the spec
+and what the injector reports), shown by the report and the web UI. `stop()` undoes whatever is
+still active, and an atexit hook and SIGTERM handling make sure a stopped master gets SIGCONT
+even when the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from loadtest.collectors.runtime import Runtime
+from loadtest.collectors.series import Event, SeriesStore
+from loadtest.deploy.deployment import Deployment
+from loadtest.faults.injectors import Injector, make_injector
+from loadtest.faults.spec import FaultSpec
+
+TICK_S = 0.01  # signal storms pace themselves on this
+
+
+@dataclass
+class _Occurrence:
+    start: float  # offset from the run's start
+    injector: Injector
+    event: Event | None = None
+    ends_at: float | None = None  # monotonic
+
+
+class FaultRunner:
+    def __init__(self, specs: Sequence[FaultSpec], deployment: Deployment, store: SeriesStore,
+                 run_time: float | None = None) -> None:
+        self.store = store
+        self.occurrences: list[_Occurrence] = []
+        for spec in specs:
+            info = deployment.instance(spec.instance) if spec.instance else deployment.instances[0]
+            for offset in spec.times(run_time if run_time else 3600.0):
+                injector = make_injector(spec, info)
+                injector.check()  # refuse before any load starts
+                self.occurrences.append(_Occurrence(offset, injector))
+        self.occurrences.sort(key=lambda o: o.start)
+        self._stop = threading.Event()
+        self._runtime = Runtime()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        if not self.occurrences or self._started:
+            return
+        self._started = True
+        atexit.register(self.stop)
+        self._t0 = time.monotonic()
+        self._runtime.spawn(self._loop)
+
+    def _loop(self) -> None:
+        pending = list(self.occurrences)
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while pending and now - self._t0 >= pending[0].start:
+                self._begin(pending.pop(0))
+            with self._lock:
+                active = [o for o in self.occurrences if o.event and o.event.end is None]
+            for occ in active:
+                if occ.ends_at is not None and now >= occ.ends_at:
+                    self._end(occ)
+                elif occ.injector.active:
+                    occ.injector.tick(now)
+            if not pending and not active:
+                return
+            self._runtime.sleep(TICK_S)
+
+    def _begin(self, occ: _Occurrence) -> None:
+        spec = occ.injector.spec
+        with self._lock:
+            if self._stop.is_set():
+                return
+            try:
+                detail = occ.injector.apply()
+                error = None
+            except (OSError, ProcessLookupError) as exc:  # a fault that cannot apply is a result
+                detail, error = {}, str(exc)
+            now = time.time()
+            occ.event = self.store.event("fault", t=now, instance=occ.injector.info.name,
+                                         fault=spec.kind, spec=spec.text, **detail,
+                                         **({"error": error} if error else {}))
+            if error or not spec.lasting:
+                self.store.close_event(occ.event, end=now)
+            elif spec.duration:
+                occ.ends_at = time.monotonic() + spec.duration
+
+    def _end(self, occ: _Occurrence) -> None:
+        with self._lock:
+            if occ.event is None or occ.event.end is not None:
+                return
+            try:
+                detail = occ.injector.undo()
+            except Exception as exc:  # still close the event; say why
+                detail = {"undo_error": str(exc)}
+            self.store.close_event(occ.event, **detail)
+
+    def stop(self) -> None:
+        """End the schedule and undo every fault still active (idempotent)."""
+        self._stop.set()
+        for occ in self.occurrences:
+            if occ.event is not None and occ.event.end is None:
+                self._end(occ)
+            elif occ.injector.active:  # an instant fault with lasting effects (killed master)
+                try:
+                    detail = occ.injector.undo()
+                except Exception as exc:  # say why, go on undoing the others
+                    detail = {"undo_error": str(exc)}
+                self.store.event("fault", end=time.time(), instance=occ.injector.info.name,
+                                 fault=f"undo {occ.injector.spec.kind}", **detail)
+        atexit.unregister(self.stop)

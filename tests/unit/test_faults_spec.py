@@ -1,0 +1,49 @@
+"""The fault schedule grammar: pure, no Cyrus needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtest.errors import UsageError
+from loadtest.faults.spec import parse_fault, parse_faults
+
+
+def test_stall_spec() -> None:
+    spec = parse_fault("stall-master@slot2:at=10,duration=3.5", "flag --fault")
+    assert (spec.kind, spec.instance, spec.at, spec.duration) == ("stall-master", "slot2", 10.0, 3.5)
+    assert spec.lasting and spec.times() == [10.0]
+
+
+def test_repeats() -> None:
+    spec = parse_fault("kill-child:at=5,every=1,count=3", "x")
+    assert spec.times() == [5.0, 6.0, 7.0]
+    endless = parse_fault("reload-master:at=2,every=4", "x")
+    assert endless.times(run_time=11) == [2.0, 6.0, 10.0]
+    with pytest.raises(ValueError):
+        endless.times()
+
+
+def test_rotation_repeats_by_itself() -> None:
+    spec = parse_fault("rotate-binary:every=2,copies=5", "x")
+    assert spec.times(run_time=60) == [0.0] and spec.params["copies"] == 5
+
+
+def test_env_list_separated_by_semicolons() -> None:
+    specs = parse_faults("signal-storm:rate=500,duration=2; reload-master:at=3", "env LOADTEST_FAULTS")
+    assert [s.kind for s in specs] == ["signal-storm", "reload-master"]
+    assert specs[0].params == {"duration": 2.0, "rate": 500.0, "signal": "CHLD"}
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("freeze-master:at=1", "unknown fault kind 'freeze-master'"),
+    ("stall-master:at=soon", "at='soon' is not a float"),
+    ("stall-master:lenght=3", "unknown setting 'lenght=3'"),
+    ("stall-master:duration=0", "needs duration > 0"),
+    ("signal-storm:signal=TERM", "signal 'TERM' is not harmless"),
+    ("rotate-binary:copies=1,every=1", "copies >= 2"),
+    ("kill-child:at=-1", "at=-1 must be >= 0"),
+])
+def test_bad_specs_name_value_and_source(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_fault(text, "flag --fault")
+    assert fragment in str(info.value) and "flag --fault" in str(info.value)
