@@ -1,0 +1,211 @@
+"""Locust users for Cyrus IMAP: churn, held sessions, reconnect floods.
+
+Each user adapts the session core's step reports to ``environment.events.request.fire`` (one
+event per IMAP step, request_type ``IMAP``, name = step, ``context["instance"]``, and on failure
+``context["failure_class"]``). A failed step ends the iteration; the failure was already
+reported once by the session.
+
+Pacing: closed loop (``--imap-wait``) or open loop (``--imap-rate`` sessions/s per user). In
+open loop each session has a scheduled start (``t0 + k / rate``); a late session starts at once
+(the schedule is kept, so a slow server does not lower the offered load) and its lateness is
+fired as request_type ``PACING``, name ``SCHEDULE_LAG`` (milliseconds, never a failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from time import perf_counter
+from typing import Any
+
+from locust import User, task
+
+from loadtest import plugin
+from loadtest.imap import failures as f
+from loadtest.imap.config import ImapConfig
+from loadtest.imap.failures import StepFailure
+from loadtest.imap.lean import LeanSession, login_command
+from loadtest.imap.session import ImapSession
+from loadtest.imap.transport import DISCONNECT_LOGOUT, DISCONNECT_RESET
+
+PACING_REQUEST_TYPE = "PACING"
+SCHEDULE_LAG = "SCHEDULE_LAG"
+
+# Simulated users across all classes in this process take consecutive credentials.
+_user_counter = itertools.count()
+
+
+class ImapUser(User):
+    """Base: a target and a credential per user, the step reporter, pacing."""
+
+    abstract = True
+    default_disconnect = DISCONNECT_LOGOUT
+    needs_credentials = True
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        config: ImapConfig = plugin.imap_config(environment)
+        self.config = config
+        self.target, self.credential = config.slot(_next_index(environment))
+        self.disconnect_mode = config.disconnect or self.default_disconnect
+        self._fire = environment.events.request.fire
+        self._context = {"instance": self.target.instance}
+        self._next_start: float | None = None
+        self._period = 1.0 / config.rate if config.rate > 0 else 0.0
+
+    # -- Locust hooks ------------------------------------------------------------------------
+
+    def wait_time(self) -> float:
+        if self._period:
+            if self._next_start is None:
+                return 0.0
+            return max(0.0, self._next_start - perf_counter())
+        return self.config.think_time()
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def report(self, step: str, response_time_ms: float, length: int, failure: StepFailure | None) -> None:
+        if failure is None:
+            context = self._context
+        else:
+            context = {"instance": self.target.instance, "failure_class": failure.failure_class}
+        self._fire(
+            request_type=f.REQUEST_TYPE,
+            name=step,
+            response_time=response_time_ms,
+            response_length=length,
+            exception=failure,
+            context=context,
+        )
+
+    def pace(self) -> None:
+        """Open loop: record how late this session starts and schedule the next one."""
+        if not self._period:
+            return
+        now = perf_counter()
+        if self._next_start is None:
+            self._next_start = now
+        lag_ms = max(0.0, (now - self._next_start) * 1000.0)
+        self._fire(
+            request_type=PACING_REQUEST_TYPE,
+            name=SCHEDULE_LAG,
+            response_time=lag_ms,
+            response_length=0,
+            exception=None,
+            context=self._context,
+        )
+        self._next_start += self._period
+
+
+def _next_index(environment: Any) -> int:
+    """Spread users over credentials across --processes workers too: worker i of n takes
+    i, i+n, i+2n, ... (remote workers not started by --processes may overlap)."""
+    local = next(_user_counter)
+    runner = environment.runner
+    options = environment.parsed_options
+    workers = (getattr(options, "processes", None) or 1) if options is not None else 1
+    index = getattr(runner, "worker_index", 0) if runner is not None else 0
+    if workers <= 1 or index < 0:
+        return local
+    return local * workers + index
+
+
+class ChurnUser(ImapUser):
+    """connect, LOGIN, LIST (and optionally SELECT/STATUS/FETCH), logout; repeat."""
+
+    def on_start(self) -> None:
+        if self.config.lean:
+            self.session = LeanSession(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+            self._login_line = login_command(self.credential)
+        else:
+            self.session = ImapSession(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+
+    def on_stop(self) -> None:
+        self.session.abort()
+
+    @task
+    def churn(self) -> None:
+        self.pace()
+        session = self.session
+        try:
+            session.connect()
+            if self.config.lean:
+                session.login(self._login_line)
+                session.list()
+            else:
+                session.login(self.credential)
+                for step in self.config.churn_steps:
+                    _run_step(session, step)
+            session.disconnect(self.disconnect_mode)
+        except StepFailure:
+            pass  # reported once by the session; the iteration ends
+
+
+def _run_step(session: ImapSession, step: str, idle_seconds: float = 0.0) -> None:
+    if step == f.LIST:
+        session.list()
+    elif step == f.SELECT:
+        session.select()
+    elif step == f.STATUS:
+        session.status()
+    elif step == f.FETCH:
+        session.fetch()
+    elif step == f.NOOP:
+        session.noop()
+    elif step == f.IDLE:
+        session.idle(idle_seconds)
+
+
+class HeldSessionUser(ImapUser):
+    """Logs in once and keeps the session: NOOP/STATUS/IDLE every interval, reconnecting when the
+    server drops it. It measures what existing users feel while others churn."""
+
+    def on_start(self) -> None:
+        self.session = ImapSession(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+
+    def on_stop(self) -> None:
+        with contextlib.suppress(StepFailure):
+            self.session.disconnect(DISCONNECT_LOGOUT)
+
+    def wait_time(self) -> float:
+        return self.config.held_interval
+
+    @task
+    def hold(self) -> None:
+        session = self.session
+        try:
+            if not session.connected:
+                session.connect()
+                session.login(self.credential)
+            for step in self.config.held_steps:
+                _run_step(session, step, self.config.idle_seconds)
+        except StepFailure:
+            pass  # torn down; the next round reconnects
+
+
+class ReconnectFloodUser(ImapUser):
+    """connect, greeting, optionally LOGIN, drop abruptly (reset by default, or close), and
+    reconnect at once: the firewall-drop / DDoS pattern of the Konstanz incident."""
+
+    default_disconnect = DISCONNECT_RESET
+    needs_credentials = False  # unless --imap-flood-login
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.session = LeanSession(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+        self._login_line = login_command(self.credential) if self.config.flood_login else None
+
+    def on_stop(self) -> None:
+        self.session.abort()
+
+    @task
+    def flood(self) -> None:
+        self.pace()
+        session = self.session
+        try:
+            session.connect()
+            if self._login_line is not None:
+                session.login(self._login_line)
+            session.disconnect(self.disconnect_mode)
+        except StepFailure:
+            pass
