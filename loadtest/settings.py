@@ -126,8 +126,13 @@ def resolve(
 
 
 def _parse(opt: Option, value: Any, source: str) -> Any:
+    if opt.flag_only and not isinstance(value, str):
+        return bool(value)
     if opt.flag_only:
-        return parse_bool(value) if isinstance(value, str) else bool(value)
+        try:
+            return parse_bool(value)
+        except ValueError as exc:
+            raise UsageError(f"bad value {value!r} for {opt.flag} (from {source}): {exc}") from None
     if value is None or (isinstance(value, str) and value == "" and opt.default is None):
         return opt.default
     if not isinstance(value, str):
@@ -184,9 +189,9 @@ def non_negative_float(text: str) -> float:
 
 
 def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise ValueError("must be > 0")
+    value = non_negative_float(text) if not text.strip().startswith("-") else -1.0
+    if not value > 0:
+        raise ValueError("must be a finite number > 0")
     return value
 
 
