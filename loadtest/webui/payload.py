@@ -1,0 +1,153 @@
+"""What the server tab shows, as plain data: the chart layout, new points since a cursor, events
+and gate rows. Pure module: no Flask, no Locust, no gevent (tested on literal samples).
+
+The browser polls with a cursor (how many samples of the store it has seen) rather than a time:
+probes record a sample at their *scheduled* time when they finish, up to a timeout later, so a
+time cursor would drop late samples. The store only appends, so an index is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loadtest.collectors.series import Event, Sample
+
+# Events drawn on every chart. Phases label the time axis; the rest are shaded bands.
+MARKED_EVENT_KINDS = ("stall", "heartbeat_gap", "fault", "collector_gap", "phase")
+MAX_EVENTS = 500  # the newest ones; a run with more has bigger problems than the chart
+
+
+@dataclass(frozen=True)
+class Line:
+    signal: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    key: str
+    title: str
+    unit: str
+    lines: tuple[Line, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "title": self.title, "unit": self.unit,
+                "lines": [{"signal": ln.signal, "label": ln.label} for ln in self.lines]}
+
+
+CHARTS: tuple[Chart, ...] = (
+    Chart("latency", "New-connection greeting vs held-session NOOP", "ms", (
+        Line("greeting_latency_ms", "greeting (probe)"),
+        Line("held_noop_latency_ms", "held-session NOOP"),
+    )),
+    Chart("spawns", "Spawns per second (master)", "/s", (
+        Line("spawns_per_s", "imapd spawns/s"),
+    )),
+    Chart("workers", "Ready workers and imapd processes", "", (
+        Line("ready_workers", "ready workers"),
+        Line("imapd_processes", "imapd processes"),
+    )),
+    Chart("backlog", "Listen backlog", "", (
+        Line("listen_queue", "accept queue (Recv-Q)"),
+        Line("listen_overflows", "listen overflows (host, since start)"),
+    )),
+    Chart("canary", "Filesystem canary (create + unlink)", "ms", (
+        Line("canary_data_ms", "data partition"),
+        Line("canary_proc_ms", "proc directory"),
+    )),
+    Chart("load", "Load average", "", (
+        Line("load1", "load1"),
+        Line("procs_running", "procs running"),
+    )),
+)
+CHARTED_SIGNALS = frozenset(line.signal for chart in CHARTS for line in chart.lines)
+
+
+def series_key(signal: str, instance: str | None) -> str:
+    """One line per signal and Cyrus instance; labels (service, address family) are summed."""
+    return signal if instance is None else f"{signal}@{instance}"
+
+
+def new_points(samples: Sequence[Sample], cursor: int,
+               signals: Iterable[str] = CHARTED_SIGNALS) -> tuple[dict[str, list[list[Any]]], int]:
+    """Points of the charted signals among ``samples[cursor:]`` and the next cursor.
+
+    Samples of one key at the same time (one per service and address family, e.g. ready
+    workers of imap on ipv4 and ipv6) are summed into one point; a gap (value None) stays None
+    unless another sample at that time has a value. A cursor past the end (a new run's store)
+    starts again from 0.
+    """
+    if cursor < 0 or cursor > len(samples):
+        cursor = 0
+    wanted = frozenset(signals)
+    merged: dict[str, dict[float, float | None]] = {}
+    for sample in samples[cursor:]:
+        if sample.signal not in wanted:
+            continue
+        by_time = merged.setdefault(series_key(sample.signal, sample.instance), {})
+        value = sample.value
+        if value is not None and not math.isfinite(value):
+            value = None  # JSON has no infinity; an unanswered probe is a gap on the chart
+        old = by_time.get(sample.t)
+        if sample.t in by_time and old is not None:
+            by_time[sample.t] = old + value if value is not None else old
+        else:
+            by_time[sample.t] = value
+    points = {key: [[t, v] for t, v in sorted(by_time.items())] for key, by_time in merged.items()}
+    return points, len(samples)
+
+
+def event_dicts(events: Iterable[Event], kinds: Iterable[str] = MARKED_EVENT_KINDS,
+                limit: int = MAX_EVENTS) -> list[dict[str, Any]]:
+    """Events to mark, oldest first, at most ``limit`` (the newest)."""
+    wanted = frozenset(kinds)
+    chosen = [e for e in events if e.kind in wanted]
+    chosen.sort(key=lambda e: e.t)
+    return [{"t": e.t, "end": e.end, "kind": e.kind, "instance": e.instance,
+             "label": event_label(e)} for e in chosen[-limit:]]
+
+
+def event_label(event: Event) -> str:
+    detail = event.detail
+    if event.kind == "phase":
+        return str(detail.get("name", "phase"))
+    if event.kind == "fault":
+        what = detail.get("name") or detail.get("fault") or detail.get("action") or "fault"
+        return f"fault: {what}"
+    if event.kind == "collector_gap":
+        return f"collector gap: {detail.get('collector', '?')}"
+    if event.kind == "heartbeat_gap":
+        return "master heartbeat gap"
+    return "master stall"
+
+
+def gate_rows(verdict: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the gate table from ``Verdict.to_dict()``: keys without underscores, because
+    Locust's UI camel-cases the keys of extended tables."""
+    rows = []
+    for result in verdict.get("results", []):
+        scope = " ".join(p for p in (
+            f"phase={result['phase']}" if result.get("phase") else "",
+            f"instance={result['instance']}" if result.get("instance") else "",
+            *(f"{k}={v}" for k, v in sorted((result.get("labels") or {}).items())),
+        ) if p)
+        rows.append({
+            "rule": result.get("name") or result.get("metric"),
+            "metric": result.get("metric"),
+            "scope": scope,
+            "threshold": result.get("threshold", ""),
+            "measured": result.get("measured_text", ""),
+            "samples": "" if result.get("samples") is None else result["samples"],
+            "status": result.get("status", ""),
+            "reason": result.get("reason", ""),
+        })
+    return rows
+
+
+GATE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "Status"), ("rule", "Rule"), ("threshold", "Threshold"),
+    ("measured", "Current value"), ("samples", "Samples"), ("reason", "Why"),
+)

@@ -1,0 +1,226 @@
+"""The server tab's Flask side: a page, its JSON endpoints and the hooks into Locust's own UI.
+
+No Locust import here (importing Locust monkey-patches the process), so the routes can be tested
+on a plain Flask app; ``loadtest.webui.install`` does the Locust glue.
+
+Routes, below Locust's base path (``--web-base-path``), each behind Locust's login when
+``--web-login`` is on:
+
+- ``{base}/cyrus/``          the page: live charts and the gate table (``?embed=1``: charts only,
+                             for the frame inside Locust's own tab)
+- ``{base}/cyrus/series``    ``?cursor=N``: points recorded since the N-th sample, and events
+- ``{base}/cyrus/gate``      the gate's rules with current values and pass/fail
+- ``{base}/cyrus/static/..`` the page's scripts and styles (shipped in the package)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request, send_from_directory, url_for
+
+from loadtest.collectors.series import SeriesStore
+from loadtest.webui import payload
+
+log = logging.getLogger("loadtest.webui")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+BLUEPRINT_NAME = "cyrus_loadtest"
+TAB_KEY = "cyrus"
+TAB_TITLE = "Cyrus server"
+GATE_REFRESH_S = 3.0  # at least; raised when evaluating takes long (it runs on Locust's hub)
+GATE_MAX_SHARE = 0.05  # evaluate at most ~5 % of the time
+
+Provider = Callable[[], Any]
+AuthDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _provider(value: Any) -> Provider:
+    """A value or a zero-argument callable returning the current value (a new run may bring a
+    new store, recorder or rules file)."""
+    return value if callable(value) and not isinstance(value, SeriesStore) else (lambda: value)
+
+
+class ServerTab:
+    """State behind the routes: where the data comes from and the cached gate verdict.
+
+    ``store``: the collectors' SeriesStore (or a callable returning the current one, or None
+    before the first run). ``rules``: a ``loadtest.gate.rules.RuleSet``, a path to a gate file,
+    or a callable returning either (None: no gate table). ``steps``: the plugin's
+    ``StepRecorder`` (or its ``to_dict()``, or a callable); None evaluates step rules on no data
+    (they show as inconclusive) while series and event rules still get measured values.
+    """
+
+    def __init__(self, store: Any = None, *, rules: Any = None, steps: Any = None,
+                 gate_refresh_s: float = GATE_REFRESH_S,
+                 gate_max_share: float = GATE_MAX_SHARE) -> None:
+        self.get_store = _provider(store)
+        self.get_rules = _provider(rules)
+        self.get_steps = _provider(steps)
+        self.gate_refresh_s = gate_refresh_s
+        self.gate_max_share = gate_max_share
+        self._gate_cache: dict[str, Any] | None = None
+        self._gate_at = 0.0
+        self._gate_interval = gate_refresh_s
+        self._rules_cache: tuple[str, Any] | None = None
+
+    # -- data ------------------------------------------------------------------------------
+    def series(self, cursor: int) -> dict[str, Any]:
+        store = self.get_store()
+        if store is None:
+            return {"run": None, "cursor": 0, "points": {}, "events": [], "now": time.time(),
+                    "charts": [c.to_dict() for c in payload.CHARTS]}
+        points, next_cursor = payload.new_points(store.samples(), cursor)
+        return {
+            # A new store (a new run) restarts the browser's cursor and clears its charts.
+            "run": f"{id(store):x}",
+            "cursor": next_cursor,
+            "reset": cursor == 0 or cursor > next_cursor,
+            "points": points,
+            "events": payload.event_dicts(store.events()),
+            "now": time.time(),
+            "charts": [c.to_dict() for c in payload.CHARTS],
+        }
+
+    def gate(self) -> dict[str, Any]:
+        """The cached verdict, re-evaluated when older than the refresh interval."""
+        now = time.monotonic()
+        if self._gate_cache is None or now - self._gate_at >= self._gate_interval:
+            started = time.perf_counter()
+            self._gate_cache = self._evaluate()
+            took = time.perf_counter() - started
+            self._gate_at = time.monotonic()
+            # Evaluation blocks Locust's hub: on a long run keep it a small share of the time.
+            self._gate_interval = max(self.gate_refresh_s, took / self.gate_max_share)
+            self._gate_cache["evaluation_ms"] = round(took * 1000.0, 1)
+        return self._gate_cache
+
+    def _rules(self) -> Any:
+        from loadtest.gate.rules import RuleSet, load_rules
+
+        rules = self.get_rules()
+        if rules is None or isinstance(rules, RuleSet):
+            return rules
+        path = str(rules)
+        if self._rules_cache is None or self._rules_cache[0] != path:
+            self._rules_cache = (path, load_rules(path))
+        return self._rules_cache[1]
+
+    def _evaluate(self) -> dict[str, Any]:
+        from loadtest.errors import UsageError
+        from loadtest.gate.evaluate import evaluate
+        from loadtest.gate.steps import StepRecorder
+
+        try:
+            rules = self._rules()
+        except UsageError as exc:
+            return {"status": "error", "rules_file": None, "rows": [], "message": str(exc),
+                    "updated": time.time()}
+        if rules is None:
+            return {"status": "none", "rules_file": None, "rows": [],
+                    "message": "no gate rules file", "updated": time.time()}
+        store = self.get_store() or SeriesStore()
+        steps = self.get_steps()
+        if steps is None:
+            steps = StepRecorder(per_second=False)
+        try:
+            verdict = evaluate(rules, steps, store).to_dict()
+        except Exception as exc:  # a live table must not take the web UI down
+            log.exception("gate evaluation for the web UI failed")
+            return {"status": "error", "rules_file": rules.path, "rows": [],
+                    "message": f"gate evaluation failed: {exc}", "updated": time.time()}
+        return {"status": verdict["status"], "rules_file": verdict["rules_file"],
+                "suite": verdict["suite"], "counts": verdict["counts"],
+                "rows": payload.gate_rows(verdict), "message": "", "updated": time.time(),
+                "steps_known": self.get_steps() is not None}
+
+    # -- Flask -----------------------------------------------------------------------------
+    def blueprint(self, base_path: str, auth: AuthDecorator) -> Blueprint:
+        bp = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=f"{base_path.rstrip('/')}/{TAB_KEY}",
+                       static_folder=str(STATIC_DIR), static_url_path="/static")
+
+        @bp.route("/")
+        @auth
+        def page() -> Response:
+            return send_from_directory(STATIC_DIR, "server.html", max_age=0)
+
+        @bp.route("/series")
+        @auth
+        def series() -> Response:
+            raw = request.args.get("cursor", "0")
+            try:
+                cursor = int(raw)
+            except ValueError:
+                return jsonify({"error": f"bad cursor {raw!r}: not an integer"}), 400
+            return jsonify(self.series(cursor))
+
+        @bp.route("/gate")
+        @auth
+        def gate() -> Response:
+            return jsonify(self.gate())
+
+        return bp
+
+    def register(self, app: Flask, *, base_path: str = "",
+                 auth: AuthDecorator | None = None, locust_index: str = "locust.index",
+                 locust_stats: str = "locust.request_stats") -> None:
+        """Add the routes to ``app`` and hook Locust's own pages: a script in the index page
+        that shows the charts inside Locust's "Cyrus server" tab, and the gate rows in the
+        ``/stats/requests`` answer Locust's UI polls (its extended-table mechanism)."""
+        app.register_blueprint(self.blueprint(base_path, auth or (lambda f: f)))
+
+        @app.after_request
+        def extend_locust_pages(response: Response) -> Response:
+            try:
+                if request.endpoint == locust_index:
+                    return self._inject_tab_script(response)
+                if request.endpoint == locust_stats:
+                    return self._add_gate_rows(response)
+            except Exception:  # never break Locust's own pages
+                log.exception("cannot extend Locust's %s", request.endpoint)
+            return response
+
+    def _inject_tab_script(self, response: Response) -> Response:
+        if response.status_code != 200 or response.mimetype != "text/html":
+            return response
+        html = response.get_data(as_text=True)
+        src = url_for(f"{BLUEPRINT_NAME}.static", filename="locust-tab.js")
+        tag = f'<script src="{src}" data-tab-title="{TAB_TITLE}"></script>'
+        if "</body>" in html:
+            html = html.replace("</body>", tag + "\n</body>", 1)
+        else:
+            html += tag
+        response.set_data(html)
+        return response
+
+    def _add_gate_rows(self, response: Response) -> Response:
+        if response.status_code != 200 or not response.is_json:
+            return response
+        data = response.get_json()
+        extended = [e for e in data.get("extended_stats", []) if e.get("key") != TAB_KEY]
+        extended.append({"key": TAB_KEY, "data": self.gate()["rows"]})
+        data["extended_stats"] = extended
+        # Locust memoizes this view: build a new body rather than touching a cached object.
+        response.set_data(_json_bytes(data))
+        return response
+
+
+def _json_bytes(data: Any) -> bytes:
+    from flask import json
+
+    return json.dumps(data).encode("utf-8")
+
+
+def tab_template_args(template_args: dict[str, Any]) -> None:
+    """Declare the tab and its table in Locust's template args, keeping other extensions'."""
+    tabs = [t for t in template_args.get("extended_tabs") or [] if t.get("key") != TAB_KEY]
+    tabs.append({"key": TAB_KEY, "title": TAB_TITLE})
+    tables = [t for t in template_args.get("extended_tables") or [] if t.get("key") != TAB_KEY]
+    tables.append({"key": TAB_KEY, "structure": [
+        {"key": key, "title": title} for key, title in payload.GATE_COLUMNS]})
+    template_args["extended_tabs"] = tabs
+    template_args["extended_tables"] = tables

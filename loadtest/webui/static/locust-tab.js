@@ -1,0 +1,69 @@
+/* Shows the Cyrus server charts inside Locust's own "Cyrus server" tab.
+ *
+ * Locust's UI (React) renders an extended tab as a table only (here: the gate rules, filled from
+ * /stats/requests). This script, added to Locust's index page by loadtest.webui, puts a frame with
+ * the charts ({base}/cyrus/?embed=1) above that table while the tab is selected. The frame lives
+ * in a node of its own, removed when another tab is selected. */
+(function () {
+  "use strict";
+  const script = document.currentScript;
+  const title = (script && script.dataset.tabTitle) || "Cyrus server";
+  const pageUrl = new URL("../", script ? script.src : location.href).href; // {base}/cyrus/
+  const PANEL_ID = "cyrus-server-panel";
+
+  function selectedTab() {
+    const tab = document.querySelector('[role="tab"][aria-selected="true"]');
+    return tab ? tab.textContent.trim() : null;
+  }
+
+  function isDark() {
+    const rgb = getComputedStyle(document.body).backgroundColor.match(/\d+/g);
+    if (!rgb) return false;
+    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] < 128;
+  }
+
+  function sync() {
+    let panel = document.getElementById(PANEL_ID);
+    const tabs = document.querySelector(".MuiTabs-root");
+    if (!tabs || selectedTab() !== title) {
+      if (panel) panel.remove();
+      return;
+    }
+    const anchor = tabs.parentElement; // the box holding the tab bar; panels follow it
+    if (!panel) {
+      panel = document.createElement("div");
+      panel.id = PANEL_ID;
+      panel.style.margin = "12px 0";
+      const links = document.createElement("div");
+      links.style.cssText = "font-size: 13px; margin-bottom: 6px; text-align: right";
+      const open = document.createElement("a");
+      open.href = pageUrl;
+      open.target = "_blank";
+      open.textContent = "open the server page on its own ↗";
+      open.style.color = "inherit";
+      links.appendChild(open);
+      const frame = document.createElement("iframe");
+      frame.id = "cyrus-server-frame";
+      frame.title = "Cyrus server charts";
+      frame.src = pageUrl + "?embed=1&theme=" + (isDark() ? "dark" : "light");
+      frame.style.cssText = "width: 100%; height: 720px; border: 0; display: block";
+      panel.appendChild(links);
+      panel.appendChild(frame);
+    }
+    if (panel.previousElementSibling !== anchor) anchor.parentNode.insertBefore(panel, anchor.nextSibling);
+  }
+
+  function fitFrame() {
+    const frame = document.getElementById("cyrus-server-frame");
+    try {
+      const doc = frame && frame.contentDocument;
+      if (doc && doc.body) {
+        const h = doc.documentElement.scrollHeight;
+        if (h > 50 && Math.abs(frame.clientHeight - h) > 4) frame.style.height = h + "px";
+      }
+    } catch (e) { /* another origin: keep the fixed height */ }
+  }
+
+  new MutationObserver(sync).observe(document.documentElement, { childList: true, subtree: true });
+  setInterval(function () { sync(); fitFrame(); }, 500);
+})();

@@ -1,0 +1,184 @@
+/* The Cyrus server tab: polls ./series (every second) and ./gate (every 3 s), draws the charts
+ * and the gate table. URLs are relative to the page ({base}/cyrus/), so --web-base-path and
+ * reverse proxies work unchanged. */
+(function () {
+  "use strict";
+
+  const SERIES_EVERY_MS = 1000;
+  const GATE_EVERY_MS = 3000;
+  const MAX_POINTS_PER_LINE = 20000;
+  const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d"];
+
+  const params = new URLSearchParams(location.search);
+  if (params.get("embed")) document.body.classList.add("embed");
+  if (params.get("theme") === "dark") document.documentElement.classList.add("dark");
+  if (params.get("theme") === "light") document.documentElement.classList.add("light");
+
+  const state = {
+    run: null, cursor: 0, series: {}, events: [], chartSpecs: null, charts: {},
+    skew: 0, windowS: Number(localStorage.getItem("cyrusWindowS") || 300),
+    firstT: null, lastOk: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const windowSelect = $("window");
+  windowSelect.value = String(state.windowS);
+  if (windowSelect.value !== String(state.windowS)) { state.windowS = 300; windowSelect.value = "300"; }
+  windowSelect.addEventListener("change", () => {
+    state.windowS = Number(windowSelect.value);
+    localStorage.setItem("cyrusWindowS", String(state.windowS));
+    redraw();
+  });
+
+  function setStatus(text, bad) {
+    const el = $("status");
+    el.textContent = text;
+    el.classList.toggle("bad", !!bad);
+  }
+
+  async function getJSON(url) {
+    const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+    const type = response.headers.get("content-type") || "";
+    if (!type.includes("application/json")) {
+      // Locust's login redirects to an HTML page: the session has expired.
+      throw new Error(response.redirected ? "not logged in (reload the page)" : "HTTP " + response.status);
+    }
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
+    return data;
+  }
+
+  function buildCharts(specs) {
+    const grid = $("charts");
+    grid.textContent = "";
+    state.charts = {};
+    for (const spec of specs) {
+      const box = document.createElement("div");
+      box.id = "chart-" + spec.key;
+      grid.appendChild(box);
+      state.charts[spec.key] = new CyrusChart(box, { title: spec.title, unit: spec.unit });
+    }
+    state.chartSpecs = specs;
+  }
+
+  function addPoints(points) {
+    for (const [key, list] of Object.entries(points)) {
+      const mine = state.series[key] || (state.series[key] = []);
+      for (const point of list) {
+        const last = mine[mine.length - 1];
+        if (last && last[0] === point[0]) {
+          // Same instant from the next poll (another service or family): sum, like the server.
+          if (point[1] !== null) last[1] = (last[1] === null ? 0 : last[1]) + point[1];
+        } else if (last && point[0] < last[0]) {
+          // A probe finishing late reports its scheduled time: keep the line in time order.
+          let i = mine.length - 1;
+          while (i > 0 && mine[i - 1][0] > point[0]) i--;
+          mine.splice(i, 0, point);
+        } else {
+          mine.push(point);
+        }
+        if (state.firstT === null || point[0] < state.firstT) state.firstT = point[0];
+      }
+      if (mine.length > MAX_POINTS_PER_LINE) mine.splice(0, mine.length - MAX_POINTS_PER_LINE);
+    }
+  }
+
+  function linesFor(spec) {
+    const lines = [];
+    let color = 0;
+    for (const line of spec.lines) {
+      const keys = Object.keys(state.series).filter((k) => k === line.signal || k.startsWith(line.signal + "@")).sort();
+      if (keys.length === 0) keys.push(line.signal);
+      for (const key of keys) {
+        const at = key.indexOf("@");
+        lines.push({
+          label: at < 0 ? line.label : line.label + " [" + key.slice(at + 1) + "]",
+          color: PALETTE[color++ % PALETTE.length],
+          points: state.series[key] || [],
+        });
+      }
+    }
+    return lines;
+  }
+
+  function redraw() {
+    if (!state.chartSpecs) return;
+    const now = Date.now() / 1000 + state.skew;
+    const tmax = now;
+    let tmin = state.windowS > 0 ? now - state.windowS : (state.firstT === null ? now - 60 : state.firstT);
+    if (tmax - tmin < 30) tmin = tmax - 30;
+    const bands = state.events.map((e) => ({ t0: e.t, t1: e.end, kind: e.kind, label: e.label }));
+    for (const spec of state.chartSpecs) {
+      state.charts[spec.key].draw({ lines: linesFor(spec), bands: bands, tmin: tmin, tmax: tmax });
+    }
+    const marks = {};
+    for (const e of state.events) marks[e.kind] = (marks[e.kind] || 0) + 1;
+    $("marks").textContent = Object.keys(marks).length
+      ? Object.entries(marks).map(([k, n]) => n + " " + k.replace("_", " ")).join(" · ")
+      : "no stalls, heartbeat gaps or faults so far";
+  }
+
+  async function pollSeries() {
+    try {
+      const data = await getJSON("series?cursor=" + state.cursor);
+      if (!state.chartSpecs) buildCharts(data.charts);
+      if (data.run !== state.run || data.reset) {
+        state.series = {};
+        state.firstT = null;
+        state.run = data.run;
+      }
+      state.cursor = data.cursor;
+      state.skew = data.now - Date.now() / 1000;
+      addPoints(data.points);
+      state.events = data.events;
+      state.lastOk = Date.now();
+      const total = Object.values(state.series).reduce((n, l) => n + l.length, 0);
+      setStatus(data.run === null
+        ? "waiting for a test to start (collectors run during a test)"
+        : "live · " + total + " points · updated " + new Date().toLocaleTimeString());
+      redraw();
+    } catch (err) {
+      setStatus("cannot reach the Locust master: " + err.message, true);
+    } finally {
+      setTimeout(pollSeries, SERIES_EVERY_MS);
+    }
+  }
+
+  function renderGate(gate) {
+    const body = $("gate-rows");
+    body.textContent = "";
+    $("gate-summary").textContent = gate.message
+      ? gate.message
+      : (gate.suite || "gate") + ": " + gate.status + " now (" +
+        Object.entries(gate.counts || {}).map(([k, n]) => n + " " + k).join(", ") + ")" +
+        (gate.rules_file ? " · rules from " + gate.rules_file : "") +
+        (gate.steps_known ? "" : " · no step statistics yet: step rules show no data");
+    $("gate-summary").className = "gate-summary status-" + gate.status;
+    for (const row of gate.rows) {
+      const tr = document.createElement("tr");
+      tr.className = "status-" + row.status;
+      for (const key of ["status", "rule", "threshold", "measured", "samples", "reason"]) {
+        const td = document.createElement("td");
+        td.textContent = String(row[key]);
+        if (key === "status") td.className = "badge";
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+  }
+
+  async function pollGate() {
+    if (document.body.classList.contains("embed")) return; // Locust's own table shows the gate
+    try {
+      renderGate(await getJSON("gate"));
+    } catch (err) {
+      $("gate-summary").textContent = "gate status unavailable: " + err.message;
+    } finally {
+      setTimeout(pollGate, GATE_EVERY_MS);
+    }
+  }
+
+  window.addEventListener("resize", redraw);
+  pollSeries();
+  pollGate();
+})();
