@@ -65,6 +65,10 @@ class StepFailure(Exception):
     def __str__(self) -> str:
         return self.failure_class
 
+    def __repr__(self) -> str:
+        # Locust's failure table shows repr(exception): make it the bare class.
+        return self.failure_class
+
     def __reduce__(self):  # picklable for Locust's worker -> master messages
         return (StepFailure, (self.failure_class, self.step))
 

@@ -79,7 +79,7 @@ def test_step_failure_message_is_the_class_only_and_pickles() -> None:
     import pickle
 
     failure = f.StepFailure(f.AUTH_REJECTED, f.LOGIN)
-    assert str(failure) == "auth rejected"
+    assert str(failure) == repr(failure) == "auth rejected"
     again = pickle.loads(pickle.dumps(failure))
     assert (str(again), again.step) == ("auth rejected", "LOGIN")
 
