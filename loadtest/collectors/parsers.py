@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import struct
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -240,3 +241,49 @@ def service_of(environ: bytes | None, cmdline: bytes | None) -> str:
         if argv0:
             return os.path.basename(argv0.split()[0])
     return "unknown"
+
+
+# -- sock_diag (netlink): listening sockets without reading every socket of the host -----------
+
+NLMSG_DONE = 3
+NLMSG_ERROR = 2
+SOCK_DIAG_BY_FAMILY = 20
+TCP_LISTEN_STATE = 10
+_NLMSGHDR = struct.Struct("=IHHII")
+_DIAG_MSG = struct.Struct("=BBBB2s2s16s16sI8sIIIII")  # inet_diag_msg, 72 bytes
+
+
+def inet_diag_listen_request(family: int, seq: int = 1) -> bytes:
+    """A dump request for the TCP listeners of one address family (AF_INET or AF_INET6)."""
+    body = struct.pack("=BBBBI48s", family, 6, 0, 0, 1 << TCP_LISTEN_STATE, b"")
+    flags = 0x1 | 0x300  # NLM_F_REQUEST | NLM_F_DUMP
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
+
+
+def parse_inet_diag(data: bytes) -> tuple[list[ListenSocket], dict[int, int], bool]:
+    """Listeners in one or more netlink replies: (sockets, port -> backlog limit, done).
+
+    For a listener the kernel reports the accept queue in idiag_rqueue and its limit (master -l)
+    in idiag_wqueue; /proc/net/tcp shows only the former, after every other socket."""
+    sockets: list[ListenSocket] = []
+    limits: dict[int, int] = {}
+    done = False
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size:
+            raise ParseError(f"netlink message of length {length}")
+        if kind == NLMSG_DONE:
+            done = True
+        elif kind == NLMSG_ERROR:
+            code = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)[0]
+            raise ParseError(f"sock_diag error {-code}")
+        elif kind == SOCK_DIAG_BY_FAMILY:
+            (family, _state, _timer, _retrans, sport, _dport, src, _dst, _if, _cookie, _expires,
+             rqueue, wqueue, _uid, inode) = _DIAG_MSG.unpack_from(data, offset + _NLMSGHDR.size)
+            port = int.from_bytes(sport, "big")
+            raw = src[:4] if family == 2 else src
+            sockets.append(ListenSocket(str(ipaddress.ip_address(raw)), port, rqueue, inode))
+            limits[port] = limits.get(port, 0) + wqueue
+        offset += (length + 3) & ~3
+    return sockets, limits, done

@@ -27,6 +27,10 @@ def gevent_patched() -> bool:
     return bool(monkey and monkey.is_module_patched("socket"))
 
 
+class Stopped(Exception):
+    """The collectors were stopped: work still in flight is dropped quietly."""
+
+
 class Runtime:
     """spawn / sleep / run_blocking, picked once for the process's concurrency model."""
 
@@ -34,6 +38,7 @@ class Runtime:
         self.gevent = gevent_patched()
         self._pool: Any = None
         self._lock = threading.Lock()
+        self.closed = False
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         if self.gevent:
@@ -52,6 +57,8 @@ class Runtime:
         """Run ``fn`` in an OS thread, wait at most ``timeout``; TimeoutError if it hangs
         (the thread is left to finish on its own; callers keep at most one per target)."""
         with self._lock:
+            if self.closed:
+                raise Stopped
             if self._pool is None:
                 if self.gevent:
                     from gevent.threadpool import ThreadPool
@@ -77,12 +84,11 @@ class Runtime:
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        if self.gevent:
-            pool.kill()
-        else:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self.closed = True
+        # Reads still running finish on their own (their results are dropped): cancelling them
+        # would only turn a clean stop into errors.
+        if pool is not None and not self.gevent:
+            pool.shutdown(wait=False)
 
 
 class Clock:
