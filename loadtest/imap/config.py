@@ -57,7 +57,9 @@ declare(
     Option("imap_user_pattern", "user names from a pattern instead, e.g. user{n} (n = 1..count)"),
     Option("imap_user_count", "how many users the pattern names", default="20",
            parse=positive_int),
-    Option("imap_password", "password of the pattern's users", secret=True),
+    # Kept out of the web UI: Locust puts a secret option's value in the page source.
+    Option("imap_password", "password of the pattern's users (prefer env LOADTEST_IMAP_PASSWORD)",
+           secret=True, web_ui=False),
     Option("imap_disconnect", "how sessions end: logout, close (FIN) or reset (RST) "
            "(default: logout for churn, reset for floods)", choices=DISCONNECT_MODES),
     Option("imap_rate", "open loop: target sessions/s per user (0: closed loop, --imap-wait "
