@@ -110,6 +110,8 @@ def test_sigstop_shows_as_heartbeat_gap_while_held_session_stays_fast(
         cyrus_deployment: Deployment) -> None:
     store, stopped, continued = run_freeze(cyrus_deployment)
     gap = only(store.events("heartbeat_gap"), "heartbeat gap")
+    print(f"reuse on: {FREEZE_S:g} s SIGSTOP -> heartbeat gap {gap.duration:.2f} s "
+          f"(between writes {gap.detail['gap_s']} s), stalls {store.events('stall')}")
     assert gap.duration == pytest.approx(FREEZE_S, abs=1.0)
     assert stopped - 1.5 <= gap.t <= continued
     held = [s for s in store.samples("held_noop_latency_ms") if stopped <= s.t <= continued]
@@ -126,6 +128,7 @@ def test_stop_no_reuse_stall(make_deployment: Callable[..., Deployment]) -> None
     deployment = make_deployment(imapd_reuse=1, users=6)
     store, stopped, continued = run_freeze(deployment)
     stall = only([e for e in store.events("stall") if e.duration > 1.5], "long stall")
+    print(f"-U 1: {FREEZE_S:g} s SIGSTOP -> stall {stall.duration:.2f} s, {stall.detail}")
     assert stall.duration == pytest.approx(FREEZE_S, abs=1.0)
     assert stall.detail["held_session"] == "answering"
     assert stall.detail["held_noop_max_ms"] < 200
@@ -195,3 +198,20 @@ def test_canary_backlog_and_machine_series_come_at_the_configured_rate(
         steps = {round(b.t - a.t, 6) for a, b in zip(samples, samples[1:], strict=False)}
         assert steps == {interval}, (signal_name, steps)
     assert all(s.value < 1000 for s in store.samples("canary_data_ms"))
+
+
+def test_watch_prints_live_series(cyrus_deployment: Deployment) -> None:
+    """`cyrus-loadtest watch --plain` for two seconds: the live series of the deployment."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtest.collectors.watch", "--deployment",
+         cyrus_deployment.root, "--duration", "2.2", "--plain"],
+        capture_output=True, text=True, timeout=30, check=True).stdout
+    name = cyrus_deployment.instances[0].name
+    for signal_name in ("greeting_latency_ms", "held_noop_latency_ms", "ready_workers",
+                        "heartbeat_age_s", "listen_queue", "canary_data_ms"):
+        assert any(line.startswith(f"{name}  {signal_name}") for line in out.splitlines()), \
+            (signal_name, out)
+    assert any(line.startswith("host  load1") for line in out.splitlines())
