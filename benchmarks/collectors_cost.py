@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -66,6 +67,7 @@ def main() -> int:
               f"{samples} samples ({samples / wall:.0f}/s), missed ticks {collectors.missed_ticks}")
     finally:
         deploy_down(deployment.root)
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
