@@ -18,11 +18,15 @@ from loadtest.errors import EXIT_USAGE, UsageError
 
 PROG = "cyrus-loadtest"
 
-# name -> (module, help); each module has add_arguments(parser) and run(args) -> int.
+# name -> (module, help); each module has add_arguments(parser) and run(args) -> int
+# (or the names in PLUGGED_FUNCTIONS).
+PLUGGED_FUNCTIONS = {"watch": ("add_watch_arguments", "run_watch")}
 PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("loadtest.collectors.watch", "live server-side series for a deployment, like top"),
     "gate": ("loadtest.gate.cli", "evaluate gate rules over a run's artifacts"),
     "report": ("loadtest.report.cli", "write the HTML report of a run's artifacts"),
+    "acceptance": ("loadtest.acceptance", "start a test deployment, run the acceptance scenario "
+                   "with the gate, write the report, stop the deployment"),
 }
 
 SERVICE_FLAGS = {
@@ -189,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ModuleNotFoundError as exc:
             print(f"{PROG}: {argv[0]} is not available in this build ({exc.name})", file=sys.stderr)
             return EXIT_USAGE
-        module.add_arguments(command)
+        add_name, run_name = PLUGGED_FUNCTIONS.get(argv[0], ("add_arguments", "run"))
+        getattr(module, add_name)(command)
         args = command.parse_args(argv[1:])
-        runner = module.run
+        runner = getattr(module, run_name)
     else:
         args = parser.parse_args(argv)
         runner = args.func

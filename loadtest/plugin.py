@@ -22,9 +22,11 @@ from typing import Any
 
 from locust import events
 
+from loadtest import run as _run_options  # noqa: F401 - declares the run's options
 from loadtest import settings as settings_mod
 from loadtest.errors import EXIT_USAGE, UsageError
 from loadtest.imap import config as imap_config_mod
+from loadtest.imap import failures as imap_failures
 
 logger = logging.getLogger(__name__)
 
@@ -149,3 +151,260 @@ def recheck_options_at_test_start(environment: Any, **_kwargs: Any) -> None:
         logger.error("cyrus-loadtest: %s", exc)
         if environment.runner is not None:
             environment.runner.quit()
+
+
+# -- the run: artifacts, step statistics, collectors, faults, gate --------------------------------
+#
+# On the master or local runner, init builds a `loadtest.run.Run` (folder, SeriesStore, step
+# recorder, gate rules, collectors, fault schedule); workers only record steps and send them to
+# the master in their reports. Bad rules or faults stop the run before any user starts.
+
+_runs: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_worker_state: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+STEPS_REPORT_KEY = "cyrus_loadtest_steps"
+PHASE_MESSAGE = "cyrus_loadtest_phase"
+FLUSH_INTERVAL_S = 1.0
+GATE_STATUS = {0: "pass", 1: "fail", 2: "configuration error", 3: "inconclusive"}
+
+
+def run_of(environment: Any) -> Any:
+    """The Run of this environment (master or local runner), or None (workers, library mode)."""
+    return _runs.get(environment)
+
+
+def _is_worker(environment: Any) -> bool:
+    from locust.runners import WorkerRunner
+
+    return isinstance(environment.runner, WorkerRunner)
+
+
+def _imap_listener(recorder: Any, phase_of: Any) -> Any:
+    """Only IMAP steps count in the gate's statistics (PACING rows are schedule lag)."""
+    from loadtest.gate.steps import locust_listener
+
+    listener = locust_listener(recorder, phase_of)
+
+    def on_request(request_type: str, **kwargs: Any) -> None:
+        if request_type == imap_failures.REQUEST_TYPE:
+            listener(request_type=request_type, **kwargs)
+
+    return on_request
+
+
+def _fail_at_init(environment: Any, message: str) -> None:
+    sys.stderr.write(f"cyrus-loadtest: error: {message}\n")
+    sys.stderr.flush()
+    sys.exit(EXIT_USAGE)
+
+
+def _collector_settings(settings: Any) -> tuple[Any, bool]:
+    from loadtest.collectors import CollectorConfig
+
+    values: dict[str, Any] = {}
+    wanted = settings.get("collectors")
+    if wanted:
+        if wanted.strip().lower() == "none":
+            return None, False
+        values["collectors"] = wanted
+    if settings.get("probe_rate"):
+        values["probe_rate"] = settings["probe_rate"]
+    source = ", ".join(sorted({settings.source(k) for k in ("collectors", "probe_rate")
+                               if settings.get(k)})) or "defaults"
+    return CollectorConfig().updated(values, source), True
+
+
+@events.init.add_listener
+def set_up_run(environment: Any, **_kwargs: Any) -> None:
+    options = environment.parsed_options
+    if options is None or environment.runner is None:
+        return  # library mode: the caller wires what it needs
+    if _is_worker(environment):
+        _set_up_worker(environment)
+        return
+    from loadtest.deploy.deployment import load_deployment
+    from loadtest.faults import FaultRunner, parse_faults
+    from loadtest.gate.rules import load_rules
+    from loadtest.run import Run, new_folder
+
+    settings = settings_of(environment)
+    if settings is None:
+        return  # check_options_at_init already exited on bad options
+    try:
+        rules = load_rules(settings["gate"]) if settings.get("gate") else None
+        collector_config, collect = _collector_settings(settings)
+        specs = parse_faults(settings.get("faults"), settings.source("faults"))
+        deployment = None
+        if not settings.get("imap_host"):
+            deployment = load_deployment(settings["deployment"], settings.source("deployment"))
+        elif specs or collect:
+            if specs:
+                raise UsageError("--faults needs a local test deployment (no --imap-host)")
+            collect = False  # server-side collectors read the deployment's files and /proc
+        folder = new_folder(settings["artifacts"], settings.get("run_name"))
+    except UsageError as exc:
+        _fail_at_init(environment, str(exc))
+        return
+    except OSError as exc:
+        _fail_at_init(environment, f"cannot create the run folder under --artifacts "
+                      f"{settings['artifacts']!r} ({settings.source('artifacts')}): {exc.strerror}")
+        return
+    run = Run(folder)
+    run.rules = rules
+    run.deployment = deployment
+    run.collectors = None
+    if collect and deployment is not None:
+        from loadtest.collectors import CollectorSet
+
+        instances = imap_config(environment).instances or None
+        run.collectors = CollectorSet.from_deployment(deployment, run.store, collector_config,
+                                                      instances=instances, artifacts=folder)
+    run_time = getattr(options, "run_time", None)
+    try:
+        run.faults = FaultRunner(specs, deployment, run.store, run_time=run_time) if specs else None
+    except UsageError as exc:
+        _fail_at_init(environment, str(exc))
+        return
+    _runs[environment] = run
+    environment.events.request.add_listener(_imap_listener(run.recorder, run.current_phase))
+    # Locust's HTML report goes into the run folder unless the user chose a place (Locust reads
+    # html_file at the very end; its CSV writer exists before init, so finish_run writes CSVs).
+    if not getattr(options, "html_file", None):
+        options.html_file = str(folder / "locust_report.html")
+    run.on_phase = lambda name: _broadcast_phase(environment, name)
+    run.write_info(locustfile=getattr(options, "locustfile", None),
+                   deployment=str(deployment.path) if deployment else None,
+                   target=(settings.get("imap_host") or None),
+                   options=_describe(settings, options), status="initialised")
+    print(f"cyrus-loadtest: artifacts of this run in {folder}", file=sys.stderr, flush=True)
+
+
+def _describe(settings: Any, options: Any) -> dict[str, Any]:
+    from loadtest.run import describe_options
+
+    return describe_options(settings, options)
+
+
+def _set_up_worker(environment: Any) -> None:
+    from loadtest.gate.steps import StepRecorder
+
+    state = {"recorder": StepRecorder(), "phase": None}
+    _worker_state[environment] = state
+    environment.events.request.add_listener(_imap_listener(state["recorder"], lambda: state["phase"]))
+    environment.runner.register_message(
+        PHASE_MESSAGE, lambda msg, **_kw: state.__setitem__("phase", msg.data))
+
+
+def _broadcast_phase(environment: Any, name: str | None) -> None:
+    """Workers tag their step statistics with the master's current phase."""
+    from locust.runners import MasterRunner
+
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.send_message(PHASE_MESSAGE, name)
+
+
+@events.report_to_master.add_listener
+def send_steps_to_master(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+    for environment, state in list(_worker_state.items()):
+        if environment.runner is not None and environment.runner.client_id == client_id:
+            data[STEPS_REPORT_KEY] = state["recorder"].drain()
+
+
+@events.worker_report.add_listener
+def merge_worker_steps(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+    steps = data.get(STEPS_REPORT_KEY)
+    if not steps:
+        return
+    for run in list(_runs.values()):
+        run.recorder.merge(steps)
+
+
+@events.test_start.add_listener
+def start_run(environment: Any, **_kwargs: Any) -> None:
+    run = run_of(environment)
+    if run is None:
+        return
+    import time
+
+    import gevent
+
+    run.recorder.start = run.recorder.start or time.time()
+    run.write_info(start=run.recorder.start, status="running")
+    if run.collectors is not None:
+        run.collectors.start()
+    if run.faults is not None:
+        run.faults.start()
+    run.flusher = gevent.spawn(_flush_every_second, run)
+
+
+def _flush_every_second(run: Any) -> None:
+    """Per-second step series and the store reach the folder every second: a killed run loses
+    at most a second."""
+    import time
+
+    import gevent
+
+    while True:
+        gevent.sleep(FLUSH_INTERVAL_S)
+        run.recorder.emit_per_second(run.store, before=time.time() - 2)
+        run.store.flush(run.folder)
+
+
+@events.test_stop.add_listener
+def stop_run(environment: Any, **_kwargs: Any) -> None:
+    run = run_of(environment)
+    if run is None:
+        return
+    if run.faults is not None:
+        run.faults.stop()
+    if run.collectors is not None:
+        run.collectors.stop()
+    run.set_phase(None)
+
+
+@events.quitting.add_listener
+def finish_run(environment: Any, **_kwargs: Any) -> None:
+    """Stop everything, evaluate the gate in-process, set the exit code, write the artifacts."""
+    run = run_of(environment)
+    if run is None:
+        return
+    import time
+
+    stop_run(environment)
+    flusher = getattr(run, "flusher", None)
+    if flusher is not None:
+        flusher.kill(block=False)
+    run.recorder.end = time.time()
+    run.recorder.emit_per_second(run.store)
+    status = "finished"
+    if run.rules is not None:
+        from loadtest.gate.cli import gate_at_quit
+
+        verdict = gate_at_quit(run.rules, run.recorder, run.store, run.folder)
+        environment.process_exit_code = verdict.exit_code
+        status = "gate " + GATE_STATUS.get(verdict.exit_code, str(verdict.exit_code))
+    else:  # no gate: Locust's own exit code (1 when any request failed)
+        run.store.close_open_events(run.recorder.end)
+    run.recorder.save(run.folder)
+    run.store.flush(run.folder)
+    _write_locust_stats(environment, run.folder)
+    run.write_info(end=run.recorder.end, status=status)
+
+
+def _write_locust_stats(environment: Any, folder: Any) -> None:
+    """Locust's own statistics (JSON and CSV) in the run folder."""
+    import csv
+    import json
+
+    from locust import stats as locust_stats
+
+    stats = environment.runner.stats
+    # Not stats.serialize_stats(): it resets every entry (it serves worker reports).
+    entries = [entry.serialize() for entry in stats.entries.values()]
+    (folder / "locust_stats.json").write_text(json.dumps(entries, indent=1))
+    writer = locust_stats.StatsCSV(environment, locust_stats.PERCENTILES_TO_REPORT)
+    for name, write in (("locust_stats.csv", writer.requests_csv),
+                        ("locust_failures.csv", writer.failures_csv),
+                        ("locust_exceptions.csv", writer.exceptions_csv)):
+        with open(folder / name, "w", newline="") as fh:
+            write(csv.writer(fh))

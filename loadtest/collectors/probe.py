@@ -183,7 +183,9 @@ class HeldSession:
                 if not self._connecting and not self._closed:
                     self._connecting = True
                     self.spawn(self._connect)
-                why = self.last_error or "held session not connected yet"
+                if self.last_error is None:
+                    return  # the first login is still under way: nothing measured, no failure
+                why = self.last_error
             else:
                 tag = f"h{next(self._tags)}"
                 self._outstanding[tag] = (t, time.monotonic())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Properties, Property, TestCase, TestSuite
@@ -34,7 +35,8 @@ def verdict_table(verdict: Verdict) -> Table:
 
 
 def print_verdict(verdict: Verdict, console: Console | None = None) -> None:
-    (console or Console()).print(verdict_table(verdict))
+    # In CI logs (no terminal) rich would wrap at 80 columns and split every cell.
+    (console or Console(width=None if sys.stdout.isatty() else 140)).print(verdict_table(verdict))
 
 
 def _atomic_write(path: Path, text: str) -> None:

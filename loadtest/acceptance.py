@@ -1,0 +1,141 @@
+"""`cyrus-loadtest acceptance`: the one-command acceptance run.
+
+Start a local test deployment, run locustfiles/acceptance.py headless against it with the
+collectors and the gate, write the report, stop the deployment, and exit with the gate's code:
+0 pass, 1 fail, 2 usage or configuration error, 3 inconclusive. The deployment is stopped on
+every path out, SIGINT and SIGTERM included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from loadtest.errors import EXIT_FAIL, EXIT_USAGE, UsageError
+from loadtest.paths import PROJECT_ROOT, fixtures_dir
+
+DEFAULT_DURATION = 90.0
+DEFAULT_USERS = 10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", default=str(DEFAULT_DURATION),
+                        help=f"seconds of load (default {DEFAULT_DURATION:.0f})")
+    parser.add_argument("--users", default=str(DEFAULT_USERS),
+                        help=f"peak churn users, and as many flood users (default {DEFAULT_USERS})")
+    parser.add_argument("--held", default="4", help="held sessions throughout (default 4)")
+    parser.add_argument("--artifacts", default="artifacts",
+                        help="folder under which the run's folder goes (default ./artifacts)")
+    parser.add_argument("--gate", default=str(fixtures_dir() / "gates" / "default.toml"),
+                        help="gate rules (default fixtures/gates/default.toml)")
+    parser.add_argument("--fault", action="append", default=[],
+                        help="inject a fault (repeatable), e.g. stall-master:at=30,duration=3")
+    parser.add_argument("--deployment", help="use this running deployment (deployment.json) "
+                        "instead of starting one")
+    parser.add_argument("--provision-users", default="100",
+                        help="test users in the deployment it starts (default 100)")
+
+
+def _number(text: str, flag: str, kind: type = float, minimum: float = 1) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise UsageError(f"bad value {text!r} for {flag}: not a "
+                         f"{'whole number' if kind is int else 'number'}") from None
+    if value < minimum:
+        raise UsageError(f"bad value {text!r} for {flag}: must be at least {minimum:g}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    duration = _number(args.duration, "--duration", float, 10)
+    users = _number(args.users, "--users", int, 1)
+    held = _number(args.held, "--held", int, 1)
+    provision = _number(args.provision_users, "--provision-users", int, 1)
+    from loadtest.faults.spec import parse_faults
+    from loadtest.gate.rules import load_rules
+
+    load_rules(args.gate)  # a bad rules file fails before anything starts
+    parse_faults(args.fault, "flag --fault")
+    artifacts = Path(args.artifacts).absolute()
+    try:
+        artifacts.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --artifacts {artifacts}: {exc.strerror}") from None
+
+    from loadtest.deploy.deployment import Deployment, default_root
+    from loadtest.deploy.manager import deploy_down, deploy_up
+
+    own_deployment = args.deployment is None
+    # SIGTERM (a CI job cancelled) becomes KeyboardInterrupt so the finally below runs.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    locust: subprocess.Popen[bytes] | None = None
+    root = default_root().parent / f"acceptance-{os.getpid()}"
+    try:
+        if own_deployment:
+            print(f"acceptance: starting a test deployment in {root} ...", flush=True)
+            deployment = deploy_up(root, users=provision)
+        else:
+            deployment = Deployment.load(args.deployment, "flag --deployment")
+        run_name = time.strftime("acceptance-%Y%m%d-%H%M%S")
+        command = [
+            sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "locustfiles" / "acceptance.py"),
+            "--headless", "--only-summary", "--deployment", str(deployment.path),
+            "--artifacts", str(artifacts), "--run-name", run_name, "--gate", args.gate,
+            "--acceptance-duration", str(duration), "--acceptance-users", str(users),
+            "--acceptance-held", str(held), "--run-time", f"{int(duration) + 5}s",
+            "--stop-timeout", "5",
+        ]
+        if args.fault:
+            command += ["--faults", ";".join(args.fault)]
+        print(f"acceptance: {duration:.0f} s of load: {held} held sessions, churn ramp to "
+              f"{users} users, then {users} reconnect-flood users", flush=True)
+        locust = subprocess.Popen(command, cwd=PROJECT_ROOT)
+        code = locust.wait()
+        folder = _run_folder(artifacts, run_name)
+        if folder is not None and (folder / "run.json").exists():
+            from loadtest.report.artifacts import load_run
+            from loadtest.report.html import render
+
+            report = render(load_run(folder), None, None)  # verdict.json from the in-process gate
+            print(f"acceptance: report {report}")
+            print(f"acceptance: artifacts {folder} (verdict.json, junit.xml)")
+        else:
+            print("acceptance: the run wrote no artifacts; see the output above", file=sys.stderr)
+            code = code or EXIT_FAIL
+        return code
+    except KeyboardInterrupt:
+        if locust is not None and locust.poll() is None:
+            locust.send_signal(signal.SIGINT)  # Locust writes its artifacts and the gate on SIGINT
+            try:
+                locust.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                locust.kill()
+        print("acceptance: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if own_deployment and (root / "deployment.json").exists():
+            deploy_down(root)
+            print("acceptance: test deployment stopped", flush=True)
+
+
+def _run_folder(artifacts: Path, run_name: str) -> Path | None:
+    candidates = sorted(artifacts.glob(f"{run_name}*"))
+    return candidates[-1] if candidates else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cyrus-loadtest acceptance", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"cyrus-loadtest: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
