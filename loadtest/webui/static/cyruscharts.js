@@ -186,7 +186,11 @@
           ctx.fillStyle = BAND_EDGES[band.kind];
           ctx.textAlign = "left";
           ctx.textBaseline = "top";
-          ctx.fillText(band.label || band.kind, x0 + 3, MARGIN.top + 2);
+          // Near the right edge the label goes left of the band, not off the chart.
+          const label = band.label || band.kind;
+          const w = ctx.measureText(label).width;
+          const lx = x0 + 3 + w > MARGIN.left + plotW ? Math.max(MARGIN.left + 2, x0 - w - 3) : x0 + 3;
+          ctx.fillText(label, lx, MARGIN.top + 2);
         }
       }
 

@@ -58,7 +58,7 @@
     try {
       const doc = frame && frame.contentDocument;
       if (doc && doc.body) {
-        const h = doc.documentElement.scrollHeight;
+        const h = Math.ceil(doc.body.getBoundingClientRect().height) + 4;
         if (h > 50 && Math.abs(frame.clientHeight - h) > 4) frame.style.height = h + "px";
       }
     } catch (e) { /* another origin: keep the fixed height */ }

@@ -104,9 +104,10 @@
   function redraw() {
     if (!state.chartSpecs) return;
     const now = Date.now() / 1000 + state.skew;
-    const tmax = now;
-    let tmin = state.windowS > 0 ? now - state.windowS : (state.firstT === null ? now - 60 : state.firstT);
-    if (tmax - tmin < 30) tmin = tmax - 30;
+    // A run younger than the window grows from the left edge; the axis spans at least a minute.
+    const first = state.firstT === null ? now : state.firstT;
+    const tmin = state.windowS > 0 ? Math.max(now - state.windowS, first) : first;
+    const tmax = Math.max(now, tmin + 60);
     const bands = state.events.map((e) => ({ t0: e.t, t1: e.end, kind: e.kind, label: e.label }));
     for (const spec of state.chartSpecs) {
       state.charts[spec.key].draw({ lines: linesFor(spec), bands: bands, tmin: tmin, tmax: tmax });

@@ -1,0 +1,194 @@
+"""The Cyrus server tab in a real browser: Locust's CLI with the web UI against a real Cyrus,
+a swarm started from the form in headless Chromium (Debian's), charts and gate table checked,
+screenshots saved under artifacts/tests/ (the paths are printed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from loadtest.deploy.deployment import Deployment
+from loadtest.gate.rules import load_rules
+from loadtest.paths import PROJECT_ROOT, fixtures_dir
+
+pytestmark = pytest.mark.cyrus
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+    # Without these Chromium keeps trying to reach Google's services on a closed network.
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+LOCUSTFILE = Path(__file__).with_name("webui_locustfile.py")
+BASE = "/loadtest"  # exercise --web-base-path
+ARTIFACTS = Path(os.environ.get("LOADTEST_TEST_ARTIFACTS", PROJECT_ROOT / "artifacts" / "tests"))
+CHART_KEYS = ("latency", "spawns", "workers", "backlog", "canary", "load")
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} missing (ci/setup installs Debian's chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float, every: float = 0.5) -> object:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:g} s (last: {last!r})")
+
+
+@pytest.fixture(params=["local", "distributed"])
+def locust_web(request: pytest.FixtureRequest, make_deployment: Callable[..., Deployment],
+               tmp_path: Path) -> Iterator[dict]:
+    """Locust with its web UI: a local runner, or a master with 2 worker processes (the tab and
+    the collectors live on the master)."""
+    deployment = make_deployment(users=10)
+    port = free_port()
+    log = tmp_path / "locust.log"
+    env = {**os.environ, "WEBUI_TEST_ARTIFACTS": str(tmp_path / "run"),
+           "WEBUI_TEST_GATE": str(fixtures_dir() / "gates" / "default.toml")}
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--deployment", deployment.root,
+           "--web-port", str(port), "--web-base-path", BASE, "--run-time", "50s",
+           "--loglevel", "INFO"]
+    if request.param == "distributed":
+        cmd += ["--processes", "2"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}{BASE}/"
+
+        def up() -> bool:
+            assert proc.poll() is None, f"locust exited {proc.returncode}: {log.read_text()[-2000:]}"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        wait_until("Locust web UI answering", up, 20)
+        yield {"url": url, "pid": proc.pid, "port": port, "deployment": deployment, "log": log}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def frame_charts(frame) -> dict[str, int]:  # noqa: ANN001 - a Playwright frame
+    return frame.eval_on_selector_all(
+        ".cyrus-chart", "els => Object.fromEntries(els.map(e => [e.id.slice(6), +e.dataset.points]))")
+
+
+def test_server_tab_in_chromium(locust_web: dict) -> None:
+    # The web UI binds to loopback only unless --web-host says otherwise.
+    listening = {c.laddr for c in psutil.Process(locust_web["pid"]).net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == locust_web["port"]}
+    assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+    rules = load_rules(fixtures_dir() / "gates" / "default.toml").rules
+    master_pid = locust_web["deployment"].instances[0].master_pid
+    assert master_pid
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    stopped_master = False
+    try:
+        with sync_api.sync_playwright() as pw:
+            # Playwright gives every launch a fresh temporary --user-data-dir of its own.
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            external: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:"))
+                    else external.append(r.url))
+            page.set_default_timeout(15000)
+            page.goto(locust_web["url"])
+
+            # The project's own options are in the start form (Locust camel-cases names).
+            for name in ("imapHost", "imapPort", "imapUsersFile", "imapDisconnect", "imapWait"):
+                assert page.locator(f"form [name={name}]").count() == 1, name
+            page.click("text=Custom parameters")  # a collapsed section of the form
+            page.fill("input[name=userCount]", "4")
+            page.fill("input[name=spawnRate]", "4")
+            page.fill("input[name=imapWait]", "0.3")
+            page.fill("input[name=imapHeldInterval]", "1")
+            page.click("form button[type=submit]")
+
+            tab = page.locator('[role=tab]:has-text("Cyrus server")')
+            tab.click(timeout=15000)
+            assert tab.count() == 1  # one tab, though workers import the locustfile too
+            page.wait_for_selector("#cyrus-server-frame", timeout=10000)
+            frame = wait_until("charts frame loaded",
+                               lambda: page.frame(url=lambda u: "embed=1" in u), 10)
+            points = wait_until("every chart has data points", lambda: (
+                c := frame_charts(frame)) and all(c.get(k, 0) > 0 for k in CHART_KEYS) and c, 25)
+            print(f"\npoints per chart after start: {points}")
+
+            # Locust's own table in the tab: one row per gate rule, with live values.
+            rows = wait_until("gate table has a row per rule", lambda: (
+                r := page.eval_on_selector_all(
+                    "table tbody tr", "trs => trs.map(tr => [...tr.cells].map(td => td.innerText))"))
+                and len(r) == len(rules) and r, 10)
+            statuses = {row[0] for row in rows}
+            assert statuses <= {"pass", "fail", "inconclusive"}, statuses
+            assert any(row[3] not in ("no data", "") for row in rows), rows
+
+            # A master frozen for 3.5 s: its heartbeat stops and the charts mark the gap.
+            os.kill(master_pid, signal.SIGSTOP)
+            stopped_master = True
+            time.sleep(3.5)
+            os.kill(master_pid, signal.SIGCONT)
+            stopped_master = False
+            marks = wait_until("heartbeat gap marked on the charts", lambda: (
+                t := frame.inner_text("#marks")) and re.search(r"\d+ heartbeat gap", t) and t, 12)
+            print(f"events marked: {marks}")
+
+            shot = ARTIFACTS / "webui-locust-tab.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot: {shot}")
+
+            # The page on its own: charts and its own gate table.
+            solo = browser.new_page(viewport={"width": 1400, "height": 1000})
+            solo.goto(locust_web["url"] + "cyrus/")
+            wait_until("standalone charts have points", lambda: (
+                c := frame_charts(solo.main_frame)) and all(c.get(k, 0) > 0 for k in CHART_KEYS), 10)
+            solo_rows = wait_until("standalone gate rows", lambda: solo.eval_on_selector_all(
+                "#gate-rows tr", "trs => trs.length") == len(rules), 10)
+            assert solo_rows
+            shot2 = ARTIFACTS / "webui-server-page.png"
+            solo.screenshot(path=str(shot2), full_page=True)
+            print(f"screenshot: {shot2}")
+
+            page.get_by_role("button", name="Stop", exact=True).click()
+
+            def state() -> str:
+                with urllib.request.urlopen(locust_web["url"] + "stats/requests", timeout=5) as r:
+                    return json.load(r)["state"]
+
+            wait_until("swarm stopped", lambda: state() == "stopped", 20)
+            assert external == [], f"the page fetched from outside: {external}"
+            browser.close()
+    finally:
+        if stopped_master:
+            os.kill(master_pid, signal.SIGCONT)
