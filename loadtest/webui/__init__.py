@@ -49,7 +49,13 @@ def install(environment: Any, store: Any = None, *, rules: Any = None, steps: An
     web_ui = getattr(environment, "web_ui", None)
     if web_ui is None:
         return None
+    existing = getattr(web_ui, "cyrus_server_tab", None)
+    if existing is not None:
+        # Installed already (the plugin and a locustfile both asking): the first one stays.
+        log.debug("server tab already installed; keeping the first one")
+        return existing
     tab = ServerTab(store, rules=rules, steps=steps)
+    web_ui.cyrus_server_tab = tab
     base_path = _base_path(web_ui)
     tab.register(web_ui.app, base_path=base_path, auth=web_ui.auth_required_if_enabled)
     tab_template_args(web_ui.template_args)

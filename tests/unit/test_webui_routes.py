@@ -175,6 +175,7 @@ LOCUST_SCRIPT = textwrap.dedent("""
     store = SeriesStore()
     store.add("load1", 0.25, t=1.0)
     tab = install(env, store, rules=sys.argv[2])
+    assert install(env, SeriesStore()) is tab  # a second install keeps the first
     client = web_ui.app.test_client()
     base = opts.web_base_path
     out = {"host": web_ui.host, "tabs": web_ui.template_args.get("extended_tabs"),
