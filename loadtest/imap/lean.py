@@ -1,8 +1,9 @@
 """The lean path: a raw socket session for floods and cheap churn, without imapclient.
 
 Same steps, step names, failure classes and ``Reporter`` as :mod:`loadtest.imap.session`, with as
-little Python and as few system calls per step as we can: one ``sendall`` per command, one
-``recv`` per response in the common case, commands pre-encoded once per user, and the tagged
+little Python and as few system calls per step as we can: one ``send`` per command, one
+``recv`` per response in the common case (on gevent, after waiting for readability rather than
+after a failed recv), commands pre-encoded once per user, and the tagged
 status found by looking only at the last line of what arrived.
 """
 
@@ -44,7 +45,7 @@ def login_command(credential: Credential) -> bytes:
 class LeanSession:
     """Connect, greet, LOGIN, LIST, LOGOUT or drop, on a plain (gevent) socket."""
 
-    __slots__ = ("target", "report", "connect_timeout", "timeout", "phase", "sock")
+    __slots__ = ("target", "report", "connect_timeout", "timeout", "phase", "sock", "_wait_first")
 
     def __init__(
         self,
@@ -59,6 +60,11 @@ class LeanSession:
         self.timeout = timeout
         self.phase = f.PHASE_CONNECT
         self.sock: socket.socket | None = None
+        # On a plain gevent socket, wait until it is readable before each first recv: the reply
+        # is almost never there yet, and gevent's recv would first fail with EAGAIN (a system
+        # call and a Python exception) before waiting. Not with TLS: decrypted bytes can sit
+        # in the SSL object while the socket has nothing more to read.
+        self._wait_first = target.tls == TLS_NONE and hasattr(socket.socket, "_wait")
 
     @property
     def connected(self) -> bool:
@@ -159,8 +165,9 @@ class LeanSession:
         self.report(step, elapsed_ms, 0, failure)
         raise failure from None
 
-    @staticmethod
-    def _read_line(sock: socket.socket) -> bytes:
+    def _read_line(self, sock: socket.socket) -> bytes:
+        if self._wait_first:
+            sock._wait(sock._read_event)
         data = sock.recv(_RECV)
         while not data.endswith(_CRLF):
             more = sock.recv(_RECV)
@@ -172,7 +179,13 @@ class LeanSession:
     def _command(self, command: bytes, tag: bytes) -> int:
         """Send one command and read up to its tagged response; returns bytes read."""
         sock = self.sock
-        sock.sendall(command)
+        # A command is far smaller than the socket buffer: one send() nearly always takes all
+        # of it, without sendall()'s Python loop (and its timeout) around it.
+        sent = sock.send(command)
+        if sent < len(command):
+            sock.sendall(command[sent:])
+        if self._wait_first:
+            sock._wait(sock._read_event)
         data = sock.recv(_RECV)
         while True:
             if not data:
