@@ -25,6 +25,8 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("loadtest.collectors.watch", "live server-side series for a deployment, like top"),
     "gate": ("loadtest.gate.cli", "evaluate gate rules over a run's artifacts"),
     "report": ("loadtest.report.cli", "write the HTML report of a run's artifacts"),
+    "bench": ("loadtest.bench.cli", "measure the load generator: CPU per session, flood cycles, "
+              "held-session memory, collectors' cost, open-loop lateness (table and JSON)"),
     "acceptance": ("loadtest.acceptance", "start a test deployment, run the acceptance scenario "
                    "with the gate, write the report, stop the deployment"),
 }
