@@ -34,6 +34,8 @@ class RuleResult:
     measured: float | None
     samples: int | None  # what min_samples was checked against (None: not applicable)
     reason: str
+    faults: tuple[str, ...] = ()  # injected faults overlapping a failing rule's interval
+
 
     @property
     def measured_text(self) -> str:
@@ -43,7 +45,7 @@ class RuleResult:
         return {**self.rule.to_dict(), "status": self.status,
                 "measured": json_number(self.measured), "measured_text": self.measured_text,
                 "threshold": self.rule.threshold_text, "samples": self.samples,
-                "reason": self.reason}
+                "reason": self.reason, "faults": list(self.faults)}
 
 
 @dataclass(frozen=True)
@@ -129,13 +131,57 @@ def _judge(rule: Rule, ctx: _Context) -> RuleResult:
     if measured is None:
         return RuleResult(rule, INCONCLUSIVE, None, samples, note or "no data")
     text = format_value(measured, metric)
+    failed = None
     if rule.max is not None and measured > rule.max:
-        reason = f"{text} > max {rule.max:g}"
-        return RuleResult(rule, FAIL, measured, samples, f"{reason}: {note}" if note else reason)
-    if rule.min is not None and measured < rule.min:
-        reason = f"{text} < min {rule.min:g}"
-        return RuleResult(rule, FAIL, measured, samples, f"{reason}: {note}" if note else reason)
+        failed = f"{text} > max {rule.max:g}"
+    elif rule.min is not None and measured < rule.min:
+        failed = f"{text} < min {rule.min:g}"
+    if failed is not None:
+        reason = f"{failed}: {note}" if note else failed
+        faults = _faults_during(rule, ctx, windows or EVERYTHING)
+        if faults:
+            reason += "; during injected fault " + ", ".join(faults)
+        return RuleResult(rule, FAIL, measured, samples, reason, faults)
     return RuleResult(rule, PASS, measured, samples, f"{text} within {rule.threshold_text}")
+
+
+def _faults_during(rule: Rule, ctx: _Context, windows: list[Window]) -> tuple[str, ...]:
+    """Injected faults (events of kind "fault") that overlap the failing rule's interval: its
+    phase windows, narrowed for event rules to the rule's own events (say a heartbeat gap), and
+    to the rule's instance when it has one. Named as written (the spec) with start and length
+    in seconds from the run's start, so a verdict says which fault a failure coincides with."""
+    if rule.metric.family == "event" and rule.metric.subject != "fault":
+        own = [e for e in ctx.store.events(rule.metric.subject)
+               if (rule.instance is None or e.instance == rule.instance)
+               and _overlaps(e.t, _end(e, ctx), windows)]
+        if own:  # the fault began before the gap was seen: allow the detector's delay
+            windows = [(e.t - FAULT_SLACK_S, _end(e, ctx)) for e in own]
+    origin = ctx.recorder.start or 0.0
+    found = []
+    for ev in ctx.store.events("fault"):
+        if rule.instance is not None and ev.instance != rule.instance:
+            continue
+        if str(ev.detail.get("fault", "")).startswith("undo "):
+            continue  # the injector cleaning up after the run, not a fault
+        if not _overlaps(ev.t, _end(ev, ctx), windows):
+            continue
+        name = str(ev.detail.get("spec") or ev.detail.get("fault") or "fault")
+        if ev.instance and "@" not in name:
+            name = name.replace(":", f"@{ev.instance}:", 1) if ":" in name else f"{name}@{ev.instance}"
+        length = f" for {ev.end - ev.t:.1f} s" if ev.end is not None and ev.end - ev.t >= 0.05 else ""
+        found.append(f"{name} (at {ev.t - origin:.1f} s{length})")
+    return tuple(found)
+
+
+FAULT_SLACK_S = 3.0
+
+
+def _end(event: Event, ctx: _Context) -> float:
+    return event.end if event.end is not None else ctx.horizon
+
+
+def _overlaps(start: float, end: float, windows: list[Window]) -> bool:
+    return any(start <= w_end and end >= w_start for w_start, w_end in windows)
 
 
 # -- step metrics --------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+"""Lock-file churn (a university IMAP farm, 2010): login/logout churn against a deployment whose
+proc and lock directories are on the data filesystem (a disk, not tmpfs), with the filesystem
+canary timing create+fsync+unlink there throughout.
+
+    cyrus-loadtest deploy up --dir /var/tmp/cyrus-lockfile
+    locust -f locustfiles/lockfile_churn.py --headless --gate fixtures/gates/lockfile_churn.toml \
+        --deployment /var/tmp/cyrus-lockfile
+    cyrus-loadtest scenario lockfile-churn                         # own deployment, gate, report
+
+docs/scenarios.md.
+"""
+
+import logging
+
+from locust import events
+
+from loadtest import plugin
+from loadtest.scenarios import LockFileChurnShape, on_tmpfs  # noqa: F401 - Locust picks it up
+from loadtest.users import ChurnUser, HeldSessionUser  # noqa: F401
+
+
+@events.test_start.add_listener
+def warn_on_tmpfs(environment, **_kwargs) -> None:
+    """On tmpfs the canary cannot see disk effects: say so (the run still goes on)."""
+    run = plugin.run_of(environment)
+    deployment = getattr(run, "deployment", None)
+    for info in getattr(deployment, "instances", []):
+        if on_tmpfs(info.root):
+            logging.getLogger(__name__).warning(
+                "lock-file churn: instance %s lives on tmpfs (%s); deploy it on a disk path "
+                "(deploy up --dir /var/tmp/...) to reproduce filesystem effects", info.name, info.root)

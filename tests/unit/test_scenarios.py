@@ -1,0 +1,121 @@
+"""Scenario plans, the soak's process budget, the scenario gate files, and the gate naming the
+injected fault a failure coincides with: all on literal data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadtest.collectors.series import SeriesStore
+from loadtest.gate.evaluate import FAIL, PASS, evaluate
+from loadtest.gate.rules import load_rules, parse_rules
+from loadtest.gate.steps import StepRecorder
+from loadtest.report.synthetic import T0
+from loadtest.scenarios import (
+    RushLoginUser,
+    Sizes,
+    StormUser,
+    plan_churn_after_warm_up,
+    plan_morning_rush,
+    plan_process_churn,
+    plan_reconnect_storm,
+    process_budget,
+)
+from loadtest.users import ChurnUser, HeldSessionUser
+
+GATES = Path(__file__).resolve().parents[2] / "fixtures" / "gates"
+SCENARIO_GATES = ("morning_rush", "reconnect_storm", "process_churn", "binary_rotation",
+                  "lockfile_churn", "stores_and_slots")
+
+
+def contiguous(phases) -> bool:
+    return all(a.end == b.start for a, b in zip(phases, phases[1:], strict=False))
+
+
+def test_morning_rush_ramps_rush_users_on_top_of_held_sessions() -> None:
+    phases = plan_morning_rush(Sizes(100, 20, 10))
+    assert [p.name for p in phases] == ["at-work", "rush-ramp", "peak"]
+    assert contiguous(phases) and phases[0].start == 0 and phases[-1].end == 100
+    at_work, ramp, peak = phases
+    assert at_work.user_classes == (HeldSessionUser,) and at_work.users == 10
+    assert ramp.user_classes == (RushLoginUser,)
+    assert ramp.users_at(ramp.start) == 10 and ramp.users_at((ramp.start + ramp.end) / 2) == 20
+    assert ramp.users_at(ramp.end) == 30 and peak.users == 30
+
+
+def test_reconnect_storm_adds_then_removes_storm_users() -> None:
+    settle, steady, storm, after = plan_reconnect_storm(Sizes(100, 4, 6))
+    assert (settle.users, steady.users, storm.users, after.users) == (6, 10, 14, 10)
+    assert steady.user_classes == (ChurnUser,) and storm.user_classes == (StormUser,)
+    assert storm.end - storm.start == pytest.approx(45)
+
+
+def test_process_churn_fills_then_churns() -> None:
+    fill, soak = plan_process_churn(Sizes(60, 4, 300))
+    assert fill.users == 300 and soak.users == 304
+    assert fill.spawn_rate <= 50  # one fork per connection: never outrun master
+    warm, churn = plan_churn_after_warm_up(Sizes(50, 3, 2), "churn", "baseline", 0.3)
+    assert (warm.name, warm.end, churn.name, churn.users) == ("baseline", 15, "churn", 5)
+
+
+@pytest.mark.parametrize("maxchild, mem, nofile, expected", [
+    (400, 24 << 30, 1 << 20, 390),   # master's maxchild less what churn needs
+    (10_000, 24 << 30, 1 << 20, 500),  # the hard cap
+    (10_000, 400 << 20, 1 << 20, 50),  # half of 400 MiB at 4 MiB per imapd
+    (10_000, 24 << 30, 1024, 824),  # the generator's sockets (cap raised below)
+    (5, None, None, 1),  # never below one
+])
+def test_process_budget(maxchild: int, mem: int | None, nofile: int | None, expected: int) -> None:
+    cap = 1000 if nofile == 1024 else 500
+    assert process_budget(maxchild, 10, mem, nofile, cap=cap) == expected
+
+
+@pytest.mark.parametrize("name", SCENARIO_GATES)
+def test_scenario_gate_files_load(name: str) -> None:
+    rules = load_rules(GATES / f"{name}.toml")
+    assert rules.rules and rules.name == name.replace("_", "-")
+
+
+def test_stores_and_slots_gate_judges_every_slot() -> None:
+    rules = load_rules(GATES / "stores_and_slots.toml")
+    per_instance = {r.instance for r in rules.rules if r.instance}
+    assert per_instance == {"slot1", "slot2", "slot3", "slot4"}
+
+
+def stalled_run(instance: str) -> tuple[StepRecorder, SeriesStore]:
+    steps = StepRecorder()
+    steps.start, steps.end = T0, T0 + 30
+    store = SeriesStore()
+    store.event("phase", t=T0 + 10, end=T0 + 30, name="storm")
+    for i in range(30):
+        for inst in ("s1", "s2"):
+            store.add("heartbeat_age_s", 0.5, t=T0 + i, instance=inst)
+    store.event("fault", t=T0 + 12, end=T0 + 16, instance=instance, fault="stall-master",
+                spec="stall-master:at=12,duration=4")
+    store.event("heartbeat_gap", t=T0 + 12.2, end=T0 + 16.1, instance=instance)
+    return steps, store
+
+
+def test_failing_rule_names_the_fault_that_overlaps_it() -> None:
+    steps, store = stalled_run("s2")
+    text = "\n".join([
+        '[[rule]]\nmetric = "heartbeat_gap.longest_s"\nmax = 2.5\ninstance = "s1"',
+        '[[rule]]\nmetric = "heartbeat_gap.longest_s"\nmax = 2.5\ninstance = "s2"',
+        '[[rule]]\nmetric = "heartbeat_gap.longest_s"\nmax = 2.5\nphase = "storm"',
+    ])
+    s1, s2, storm = evaluate(parse_rules(text, "t.toml"), steps, store).results
+    assert s1.status == PASS and s1.faults == ()
+    assert s2.status == FAIL and s2.faults == ("stall-master@s2:at=12,duration=4 (at 12.0 s for 4.0 s)",)
+    assert "during injected fault stall-master@s2" in s2.reason
+    assert storm.status == FAIL and storm.to_dict()["faults"] == list(s2.faults)
+
+
+def test_a_fault_outside_the_failing_interval_is_not_named() -> None:
+    steps, store = stalled_run("s1")
+    for i in range(20):  # failed logins only in the first 5 s, before the fault
+        steps.on_request("IMAP", "LOGIN", 5.0, i < 3, "early", None, t=T0 + i * 0.25)
+    store.event("phase", t=T0, end=T0 + 5, name="early")
+    result = evaluate(parse_rules('[[rule]]\nmetric = "LOGIN.failures"\nmax = 0\n'
+                                  'phase = "early"', "t.toml"), steps, store).results[0]
+    assert result.status == FAIL and result.faults == () and "injected" not in result.reason
