@@ -18,7 +18,7 @@ import itertools
 from time import perf_counter
 from typing import Any
 
-from locust import User, task
+from locust import User, events, task
 
 from loadtest import plugin
 from loadtest.imap import failures as f
@@ -98,16 +98,59 @@ class ImapUser(User):
 
 
 def _next_index(environment: Any) -> int:
-    """Spread users over credentials across --processes workers too: worker i of n takes
-    i, i+n, i+2n, ... (remote workers not started by --processes may overlap)."""
+    """Spread users over credentials across workers too: the worker in slot i of n takes
+    i, i+n, i+2n, ... so two workers never log in as the same mailbox at once (while the users
+    file has enough entries)."""
     local = next(_user_counter)
+    slot, count = worker_slot(environment)
+    return local * count + slot
+
+
+# Set by the master on its parsed options at test start; Locust sends the master's custom
+# options to every worker with each spawn message, before the worker creates a user.
+WORKER_SLOTS_OPTION = "cyrus_loadtest_worker_slots"
+
+
+def worker_slot(environment: Any) -> tuple[int, int]:
+    """(slot, count) of this process among the run's workers.
+
+    From the master's assignment (every worker, remote ones too, see :func:`assign_worker_slots`),
+    else from ``--processes N`` and Locust's worker index, else (0, 1): a local run, or a worker
+    that joined after the test started (it may then share credentials with another one).
+    """
     runner = environment.runner
     options = environment.parsed_options
-    workers = (getattr(options, "processes", None) or 1) if options is not None else 1
-    index = getattr(runner, "worker_index", 0) if runner is not None else 0
-    if workers <= 1 or index < 0:
-        return local
-    return local * workers + index
+    if runner is None or options is None:
+        return 0, 1
+    assigned = getattr(options, WORKER_SLOTS_OPTION, None)
+    client_id = getattr(runner, "client_id", None)
+    if assigned and client_id in assigned.get("slots", {}):
+        return int(assigned["slots"][client_id]), max(1, int(assigned["count"]))
+    workers = getattr(options, "processes", None) or 1
+    index = getattr(runner, "worker_index", 0)
+    if workers <= 1 or not 0 <= index < workers:
+        return 0, 1
+    return index, workers
+
+
+def slot_assignment(worker_ids: list[str]) -> dict[str, Any]:
+    """Dense slots 0..n-1 for the workers (ids in Locust's worker-index order) and their count."""
+    return {"count": len(worker_ids), "slots": {wid: i for i, wid in enumerate(worker_ids)}}
+
+
+@events.test_start.add_listener
+def assign_worker_slots(environment: Any, **_kwargs: Any) -> None:
+    """On the master: give each connected worker a slot and the worker count (Locust's own
+    worker indexes only grow as workers come and go, and a remote worker cannot know how many
+    others there are)."""
+    from locust.runners import MasterRunner
+
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner) or environment.parsed_options is None:
+        return
+    nodes = runner.clients.ready + runner.clients.spawning + runner.clients.running
+    ids = sorted((node.id for node in nodes), key=runner.get_worker_index)
+    setattr(environment.parsed_options, WORKER_SLOTS_OPTION, slot_assignment(ids))
 
 
 class ChurnUser(ImapUser):
