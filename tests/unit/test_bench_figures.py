@@ -1,0 +1,117 @@
+"""Benchmark figures from literal measurements; argument checks of `cyrus-loadtest bench`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from loadtest.bench import cli
+from loadtest.bench import figures as fg
+from loadtest.errors import UsageError
+
+CHURN = {"users": 10, "wall_seconds": 5.0, "user_cpu_seconds": 0.6, "system_cpu_seconds": 0.4,
+         "total_failures": 0,
+         "steps": {"CONNECT": {"requests": 5002, "failures": 2}, "LOGOUT": {"requests": 5000, "failures": 0}}}
+
+
+def test_churn_cpu_per_session_is_cpu_over_completed_sessions() -> None:
+    cpu, rate = fg.churn_figures(CHURN, "lean", "responder")
+    assert cpu.key == "lean_churn_cpu_us_responder"
+    assert cpu.value == 200.0 and cpu.unit == "µs"  # 1.0 s CPU / 5000 sessions
+    assert cpu.detail["user_us_per_session"] == 120.0 and cpu.detail["system_us_per_session"] == 80.0
+    assert cpu.target == "<= 230" and cpu.met is True
+    assert rate.value == 1000.0 and rate.met is None  # no target against the responder
+    assert "getrusage" in cpu.method
+
+
+def test_a_missed_target_is_reported_as_missed() -> None:
+    raw = {**CHURN, "user_cpu_seconds": 2.0}
+    cpu, _ = fg.churn_figures(raw, "lean", "responder")
+    assert cpu.value == 480.0 and cpu.met is False
+    assert fg.table_rows([cpu])[0][3] == "MISSED"
+
+
+def test_no_sessions_is_no_figure_not_zero() -> None:
+    raw = {**CHURN, "steps": {"LOGOUT": {"requests": 3, "failures": 3}}}
+    cpu, rate = fg.churn_figures(raw, "imapclient", "cyrus")
+    assert cpu.value is None and cpu.met is None and rate.value == 0.0
+
+
+def test_flood_cycles_per_core() -> None:
+    raw = {"users": 10, "wall_seconds": 5.0, "user_cpu_seconds": 1.0, "system_cpu_seconds": 1.0,
+           "steps": {"CONNECT": {"requests": 20000, "failures": 0}}}
+    fig = fg.flood_figure(raw)
+    assert fig.value == 10000.0 and fig.met is True and fig.detail["cycles_per_s"] == 4000.0
+
+
+def test_held_memory_per_session() -> None:
+    raw = {"logged_in": 5000, "rss_before_bytes": 50 * 2**20, "rss_after_bytes": 150 * 2**20}
+    per_session, count = fg.held_figures(raw, 5000)
+    assert per_session.value == pytest.approx(20.5, abs=0.1) and per_session.met is True
+    assert count.value == 5000.0 and count.met is True
+    short = fg.held_figures({**raw, "logged_in": 4000}, 5000)[1]
+    assert short.met is False
+
+
+def test_open_loop_lateness_figure() -> None:
+    raw = {**CHURN, "rate_per_user": 80.0,
+           "schedule_lag": {"requests": 4000, "failures": 0, "p50_ms": 1, "p95_ms": 4, "p99_ms": 9,
+                            "max_ms": 30.0}}
+    fig = fg.open_loop_figure(raw, capacity=1000.0, share=0.8)
+    assert fig.value == 9 and fig.detail["offered_sessions_per_s"] == 800.0
+    assert fig.detail["achieved_sessions_per_s"] == 1000.0
+
+
+def test_document_is_json_with_targets_and_verdicts() -> None:
+    figs = [*fg.churn_figures(CHURN, "lean", "responder"),
+            fg.missing("collectors_core_percent", "collectors", "%", "script not found")]
+    doc = json.loads(json.dumps(fg.document(figs, {"command": "cyrus-loadtest bench"})))
+    assert doc["format"] == fg.FORMAT and doc["command"] == "cyrus-loadtest bench"
+    last = doc["figures"][-1]
+    assert last["value"] is None and last["met"] is None and last["detail"]["why"] == "script not found"
+    assert "script not found" in fg.table_rows(figs)[-1][1]
+
+
+def test_collectors_cost_line_is_parsed() -> None:
+    out = ("master 1 has 50 children\ncollectors (threads), default rates (probe 4/s, others every "
+           "1 s), 50 imapd children: 0.123 s CPU in 10.0 s = 1.23 % of one core; 400 samples "
+           "(40/s), missed ticks 0\n")
+    percent, detail = cli.parse_collectors_cost(out)
+    assert percent == 1.23 and detail == {"cpu_s": 0.123, "wall_s": 10.0, "samples": 400}
+    assert cli.parse_collectors_cost("Traceback ...") == (None, {})
+
+
+def _args(**kw) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args([])
+    for k, v in kw.items():
+        setattr(args, k, v)
+    return args
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"skip": "cyrus,bogus"}, "--skip 'cyrus,bogus': unknown part 'bogus'"),
+    ({"seconds": 0.0}, "--seconds 0.0"),
+    ({"users": 0}, "--users 0"),
+    ({"held": 10**6}, "--held 1000000"),
+    ({"deploy_dir": "/nonexistent/dir"}, "--deploy-dir '/nonexistent/dir': not a directory"),
+    ({"json_path": "/nonexistent/dir/b.json"}, "--json '/nonexistent/dir/b.json'"),
+])
+def test_bad_arguments_are_one_line_usage_errors(kw: dict, message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        cli.check_args(_args(**kw))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_defaults_and_long() -> None:
+    assert cli.check_args(_args())["seconds"] == 5.0
+    assert cli.check_args(_args(long=True))["seconds"] == 20.0
+
+
+def test_filesystem_of(tmp_path: Path) -> None:
+    assert cli.filesystem_of(Path("/dev/shm")) == "tmpfs"
+    assert cli.filesystem_of(tmp_path) != "unknown"
