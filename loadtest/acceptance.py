@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +60,50 @@ def run(args: argparse.Namespace) -> int:
     users = _number(args.users, "--users", int, 1)
     held = _number(args.held, "--held", int, 1)
     provision = _number(args.provision_users, "--provision-users", int, 1)
+    return orchestrate(LoadRun(
+        label="acceptance",
+        locustfile=PROJECT_ROOT / "locustfiles" / "acceptance.py",
+        gate=args.gate,
+        faults=list(args.fault),
+        artifacts=args.artifacts,
+        duration=duration,
+        locust_args=["--acceptance-duration", str(duration), "--acceptance-users", str(users),
+                     "--acceptance-held", str(held)],
+        summary=f"{duration:.0f} s of load: {held} held sessions, churn ramp to {users} users, "
+                f"then {users} reconnect-flood users",
+        deployment=args.deployment,
+        deploy_kwargs={"users": provision},
+    ))
+
+
+@dataclass
+class LoadRun:
+    """One headless run of a locustfile with its gate, and the deployment it needs."""
+
+    label: str  # prefixes every output line, the run folder and the deployment directory
+    locustfile: Path
+    gate: str
+    faults: list[str]
+    artifacts: str
+    duration: float  # seconds of load the shape plans (Locust's --run-time allows 5 more)
+    locust_args: list[str] = field(default_factory=list)
+    summary: str = ""  # what the load is, printed before it starts
+    deployment: str | None = None  # a running deployment to use instead of starting one
+    deploy_kwargs: dict[str, Any] = field(default_factory=dict)  # deploy_up(root, **these)
+    root: Path | None = None  # where to start the deployment (default: beside default_root())
+    check_deployment: Callable[[Any], None] | None = None  # says what does not fit the run
+
+
+def orchestrate(job: LoadRun) -> int:
+    """Check the input, start the deployment (unless given one), run Locust headless with the
+    gate, write the report, stop the deployment; return the gate's exit code."""
+    label = job.label
     from loadtest.faults.spec import parse_faults
     from loadtest.gate.rules import load_rules
 
-    load_rules(args.gate)  # a bad rules file fails before anything starts
-    parse_faults(args.fault, "flag --fault")
-    artifacts = Path(args.artifacts).absolute()
+    load_rules(job.gate)  # a bad rules file fails before anything starts
+    parse_faults(job.faults, "flag --fault")
+    artifacts = Path(job.artifacts).absolute()
     try:
         artifacts.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -72,30 +112,31 @@ def run(args: argparse.Namespace) -> int:
     from loadtest.deploy.deployment import Deployment, default_root
     from loadtest.deploy.manager import deploy_down, deploy_up
 
-    own_deployment = args.deployment is None
+    own_deployment = job.deployment is None
     # SIGTERM (a CI job cancelled) becomes KeyboardInterrupt so the finally below runs.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     locust: subprocess.Popen[bytes] | None = None
-    root = default_root().parent / f"acceptance-{os.getpid()}"
+    root = job.root or default_root().parent / f"{label}-{os.getpid()}"
     try:
         if own_deployment:
-            print(f"acceptance: starting a test deployment in {root} ...", flush=True)
-            deployment = deploy_up(root, users=provision)
+            print(f"{label}: starting a test deployment in {root} ...", flush=True)
+            deployment = deploy_up(root, **job.deploy_kwargs)
         else:
-            deployment = Deployment.load(args.deployment, "flag --deployment")
-        run_name = time.strftime("acceptance-%Y%m%d-%H%M%S")
+            deployment = Deployment.load(job.deployment, "flag --deployment")
+        if job.check_deployment is not None:
+            job.check_deployment(deployment)
+        run_name = time.strftime(f"{label}-%Y%m%d-%H%M%S")
         command = [
-            sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "locustfiles" / "acceptance.py"),
+            sys.executable, "-m", "locust", "-f", str(job.locustfile),
             "--headless", "--only-summary", "--deployment", str(deployment.path),
-            "--artifacts", str(artifacts), "--run-name", run_name, "--gate", args.gate,
-            "--acceptance-duration", str(duration), "--acceptance-users", str(users),
-            "--acceptance-held", str(held), "--run-time", f"{int(duration) + 5}s",
+            "--artifacts", str(artifacts), "--run-name", run_name, "--gate", job.gate,
+            *job.locust_args, "--run-time", f"{int(job.duration) + 5}s",
             "--stop-timeout", "5",
         ]
-        if args.fault:
-            command += ["--faults", ";".join(args.fault)]
-        print(f"acceptance: {duration:.0f} s of load: {held} held sessions, churn ramp to "
-              f"{users} users, then {users} reconnect-flood users", flush=True)
+        if job.faults:
+            command += ["--faults", ";".join(job.faults)]
+        if job.summary:
+            print(f"{label}: {job.summary}", flush=True)
         locust = subprocess.Popen(command, cwd=PROJECT_ROOT)
         code = locust.wait()
         folder = _run_folder(artifacts, run_name)
@@ -104,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
             from loadtest.report.html import render
 
             report = render(load_run(folder), None, None)  # verdict.json from the in-process gate
-            print(f"acceptance: report {report}")
-            print(f"acceptance: artifacts {folder} (verdict.json, junit.xml)")
+            print(f"{label}: report {report}")
+            print(f"{label}: artifacts {folder} (verdict.json, junit.xml)")
         else:
-            print("acceptance: the run wrote no artifacts; see the output above", file=sys.stderr)
+            print(f"{label}: the run wrote no artifacts; see the output above", file=sys.stderr)
             code = code or EXIT_FAIL
         return code
     except KeyboardInterrupt:
@@ -117,12 +158,12 @@ def run(args: argparse.Namespace) -> int:
                 locust.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 locust.kill()
-        print("acceptance: interrupted", file=sys.stderr)
+        print(f"{label}: interrupted", file=sys.stderr)
         return 130
     finally:
         if own_deployment and (root / "deployment.json").exists():
             deploy_down(root)
-            print("acceptance: test deployment stopped", flush=True)
+            print(f"{label}: test deployment stopped", flush=True)
 
 
 def _run_folder(artifacts: Path, run_name: str) -> Path | None:

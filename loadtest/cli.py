@@ -29,6 +29,7 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
               "held-session memory, collectors' cost, open-loop lateness (table and JSON)"),
     "acceptance": ("loadtest.acceptance", "start a test deployment, run the acceptance scenario "
                    "with the gate, write the report, stop the deployment"),
+    "scenario": ("loadtest.scenario_cli", "run one incident scenario with its own deployment and gate"),
 }
 
 SERVICE_FLAGS = {
