@@ -265,6 +265,11 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
         _fail_at_init(environment, str(exc))
         return
     _runs[environment] = run
+    from loadtest.webui import install as install_webui
+
+    # The Cyrus server tab: live series and gate table; also binds the UI to 127.0.0.1 by default.
+    install_webui(environment, store=lambda: run.store, rules=lambda: run.rules,
+                  steps=lambda: run.recorder)
     environment.events.request.add_listener(_imap_listener(run.recorder, run.current_phase))
     # Locust's HTML report goes into the run folder unless the user chose a place (Locust reads
     # html_file at the very end; its CSV writer exists before init, so finish_run writes CSVs).

@@ -9,7 +9,6 @@ timeout at the deadline, never a late clock.
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import socket
 import threading
@@ -18,45 +17,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.errors import UsageError
-
-# Failure classes, as in docs/internals.md.
-REFUSED = "refused"
-CONNECT_TIMEOUT = "connect timeout"
-GREETING_TIMEOUT = "greeting timeout"
-BYE_GREETING = "BYE greeting"
-CONNECTION_LOST = "connection lost"
-AUTH_REJECTED = "auth rejected"
-PROTOCOL_ERROR = "protocol error"
-RESPONSE_TIMEOUT = "response timeout"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    user: str
-    password: str
-
-    def __repr__(self) -> str:  # never show the password
-        return f"Credentials({self.user!r})"
+from loadtest.imap.credentials import Credential, read_users_file
+from loadtest.imap.failures import (  # noqa: F401 - re-exported for the samplers
+    AUTH_REJECTED,
+    BYE_GREETING,
+    CONNECT_TIMEOUT,
+    CONNECTION_LOST,
+    GREETING_TIMEOUT,
+    PROTOCOL_ERROR,
+    REFUSED,
+    RESPONSE_TIMEOUT,
+)
 
 
-def read_users(path: str | Path, limit: int = 2) -> list[Credentials]:
-    """The first ``limit`` users of a deployment users file (CSV username,password[,instance],
-    with or without its header line)."""
-    users: list[Credentials] = []
-    try:
-        with open(path, newline="") as fh:
-            for lineno, row in enumerate(csv.reader(fh), 1):
-                if not row or (lineno == 1 and row[0].strip().lower() == "username"):
-                    continue
-                if len(row) < 2 or not row[0]:
-                    raise UsageError(f"{path}:{lineno}: expected username,password")
-                users.append(Credentials(row[0], row[1]))
-                if len(users) >= limit:
-                    break
-    except OSError as exc:
-        raise UsageError(f"cannot read users file {path}: {exc.strerror}") from None
-    return users
+def read_users(path: str | Path, limit: int = 2) -> list[Credential]:
+    """The first ``limit`` users of a deployment users file."""
+    return read_users_file(path, "the deployment's users file")[:limit]
 
 
 def imap_quote(value: str) -> str:
@@ -94,7 +70,7 @@ class _LineReader:
         return line
 
 
-def probe_once(host: str, port: int, creds: Credentials | None, timeout: float) -> ProbeOutcome:
+def probe_once(host: str, port: int, creds: Credential | None, timeout: float) -> ProbeOutcome:
     """One fresh connection: connect, greeting, LOGIN (when there are credentials), LOGOUT."""
     out = ProbeOutcome()
     start = time.monotonic()
@@ -120,7 +96,7 @@ def probe_once(host: str, port: int, creds: Credentials | None, timeout: float) 
             return out
         step = "login"
         sent = time.monotonic()
-        sock.sendall(f"p1 LOGIN {imap_quote(creds.user)} {imap_quote(creds.password)}\r\n"
+        sock.sendall(f"p1 LOGIN {imap_quote(creds.username)} {imap_quote(creds.password)}\r\n"
                      .encode())
         while True:
             line = reader.line(deadline)
@@ -162,7 +138,7 @@ class HeldSession:
     re-established on a later tick (in the background, so the clock does not wait for it).
     """
 
-    def __init__(self, host: str, port: int, creds: Credentials, timeout: float,
+    def __init__(self, host: str, port: int, creds: Credential, timeout: float,
                  spawn: Callable[..., None], on_result: NoopCallback) -> None:
         self.host, self.port, self.creds, self.timeout = host, port, creds, timeout
         self.spawn = spawn
@@ -238,7 +214,7 @@ class HeldSession:
             reader = _LineReader(sock)
             if not reader.line(deadline).startswith(b"* OK"):
                 raise ConnectionError("no OK greeting")
-            sock.sendall(f"l1 LOGIN {imap_quote(self.creds.user)} "
+            sock.sendall(f"l1 LOGIN {imap_quote(self.creds.username)} "
                          f"{imap_quote(self.creds.password)}\r\n".encode())
             while not (line := reader.line(deadline)).startswith(b"l1 "):
                 pass

@@ -70,11 +70,16 @@ class Runtime:
         if self.gevent:
             import gevent
 
-            result = self._pool.spawn(fn)
+            # gevent's pool prints every exception raised in its threads, even ones the caller
+            # receives; a collector fault is a result, so carry it back as a value.
+            result = self._pool.spawn(_outcome, fn)
             try:
-                return result.get(timeout=timeout)
+                ok, value = result.get(timeout=timeout)
             except gevent.Timeout:
                 raise TimeoutError(f"no answer within {timeout:g} s") from None
+            if not ok:
+                raise value
+            return value
         future = self._pool.submit(fn)
         try:
             return future.result(timeout=timeout)
@@ -89,6 +94,13 @@ class Runtime:
         # would only turn a clean stop into errors.
         if pool is not None and not self.gevent:
             pool.shutdown(wait=False)
+
+
+def _outcome(fn: Callable[[], T]) -> tuple[bool, Any]:
+    try:
+        return True, fn()
+    except Exception as exc:
+        return False, exc
 
 
 class Clock:

@@ -23,7 +23,7 @@ from typing import Any
 
 from loadtest.collectors import parsers
 from loadtest.collectors.config import CollectorConfig
-from loadtest.collectors.probe import Credentials, HeldSession, probe_once
+from loadtest.collectors.probe import Credential, HeldSession, probe_once
 from loadtest.collectors.runtime import Clock, Runtime, Stopped
 from loadtest.collectors.series import Event, SeriesStore
 from loadtest.collectors.stall import HeartbeatTracker, HeldResult, ProbeResult, find_stalls
@@ -108,7 +108,7 @@ class Target:
     proc_dir: str
     listen_backlog: int | None
     metrics_url: str = ""
-    users: tuple[Credentials, ...] = ()
+    users: tuple[Credential, ...] = ()
 
 
 # -- small /proc helpers (run inside ``read``) --------------------------------------------------
@@ -697,7 +697,7 @@ class ProbeSampler:
         self.analyse(t)
 
 
-def make_target(instance: Any, users: list[Credentials], metrics_url: str = "") -> Target:
+def make_target(instance: Any, users: list[Credential], metrics_url: str = "") -> Target:
     """A Target from a deployment InstanceInfo."""
     options = instance.options or {}
     return Target(name=instance.name, host=instance.host, port=int(instance.port),

@@ -42,8 +42,7 @@ HELD_STEPS = (f.NOOP, f.STATUS, f.IDLE)
 declare(
     Option("imap_host", "IMAP host to load (default: the instances in deployment.json)"),
     Option("imap_port", "IMAP port (default 143, 993 with --imap-tls implicit)", parse=port),
-    Option("deployment", "deployment.json (or its directory) to take targets and users from",
-           web_ui=False),
+    Option("deployment", "deployment.json (or its directory) to take targets and users from"),
     Option("imap_instances", "comma-separated instance names of the deployment to load "
            "(default: all, users spread across them)", parse=name_list()),
     Option("allow_remote_target", "allow a target outside loopback (127.0.0.0/8, ::1)",

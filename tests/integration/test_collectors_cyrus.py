@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.collectors import CollectorConfig, CollectorSet, SeriesStore
-from loadtest.collectors.probe import Credentials, _LineReader, imap_quote, probe_once, read_users
+from loadtest.collectors.probe import Credential, _LineReader, imap_quote, probe_once, read_users
 from loadtest.deploy.deployment import Deployment
 
 pytestmark = pytest.mark.cyrus
@@ -36,7 +36,7 @@ def churn(deployment: Deployment, clients: int, *, hold: float = 0.0,
     done = [0]
     deadline = time.monotonic() + max_seconds
 
-    def client(creds: Credentials) -> None:
+    def client(creds: Credential) -> None:
         import socket
 
         while not stop.is_set() and time.monotonic() < deadline:
@@ -48,7 +48,7 @@ def churn(deployment: Deployment, clients: int, *, hold: float = 0.0,
                 reader = _LineReader(sock)
                 end = time.monotonic() + 10
                 reader.line(end)
-                sock.sendall(f"a LOGIN {imap_quote(creds.user)} {imap_quote(creds.password)}\r\n"
+                sock.sendall(f"a LOGIN {imap_quote(creds.username)} {imap_quote(creds.password)}\r\n"
                              .encode())
                 while not reader.line(end).startswith(b"a "):
                     pass

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import Deployment
-from loadtest.deploy.manager import deploy_down
 
 pytestmark = pytest.mark.cyrus
 
@@ -28,7 +28,8 @@ def run_locust(locustfile: str, deployment: Deployment | None, tmp_path: Path, *
     """Run locust headless (bounded), return exit code, stats by name, failure rows, stderr."""
     cmd = [LOCUST, "-f", str(REPO / "locustfiles" / locustfile), "--headless",
            "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "2",
-           "--json-file", str(tmp_path / "stats"), "--csv", str(tmp_path / "run"), "--only-summary"]
+           "--json-file", str(tmp_path / "stats"), "--csv", str(tmp_path / "run"), "--only-summary",
+           "--artifacts", str(tmp_path / "artifacts")]
     if deployment is not None:
         cmd += ["--deployment", deployment.root]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")}
@@ -121,8 +122,9 @@ def test_wrong_password_is_auth_rejected(cyrus_deployment: Deployment, tmp_path:
 def test_server_stopped_during_the_run(make_deployment, tmp_path: Path) -> None:
     deployment = make_deployment(users=4)
     rc, stats, failures, stderr = run_locust(
-        "churn.py", deployment, tmp_path, seconds=4, users=2,
-        during=lambda: deploy_down(deployment.root, remove=False))
+        "churn.py", deployment, tmp_path, seconds=6, users=2,
+        # A quick stop (1 s grace, then SIGKILL): a graceful one under load can outlast the run.
+        during=lambda: [inst.stop(info, grace=1.0) for info in deployment.instances])
     assert rc == 1
     assert counts(stats)["LOGOUT"] > 0  # it worked before the stop
     classes = {r["Error"] for r in failures}
