@@ -66,11 +66,11 @@ def locust_web(request: pytest.FixtureRequest, make_deployment: Callable[..., De
     deployment = make_deployment(users=10)
     port = free_port()
     log = tmp_path / "locust.log"
-    env = {**os.environ, "WEBUI_TEST_ARTIFACTS": str(tmp_path / "run"),
-           "WEBUI_TEST_GATE": str(fixtures_dir() / "gates" / "default.toml")}
+    env = dict(os.environ)
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--deployment", deployment.root,
            "--web-port", str(port), "--web-base-path", BASE, "--run-time", "50s",
-           "--loglevel", "INFO"]
+           "--gate", str(fixtures_dir() / "gates" / "default.toml"),
+           "--artifacts", str(tmp_path / "artifacts"), "--loglevel", "INFO"]
     if request.param == "distributed":
         cmd += ["--processes", "2"]
     with log.open("w") as out:
