@@ -155,12 +155,17 @@ class Bench:
         users = self.args.users
         try:
             if "responder" not in self.skip:
+                capacity = None
                 for path in ("lean", "imapclient"):
                     self.say(f"churn, {path} path, against the responder, {users} users ...")
-                    self._guard(lambda p=path: fg.churn_figures(
+                    figs = self._guard(lambda p=path: fg.churn_figures(
                         self.generator({"kind": "churn", "users": users, "lean": p == "lean"},
                                        {**env, **_lean_env(p == "lean")}), p, "responder"),
                         f"{path}_churn_cpu_us_responder", f"{path} churn: generator CPU per session (responder)", "µs")
+                    if path == "lean" and len(figs) > 1:
+                        capacity = figs[1].value
+                if capacity:
+                    self.open_loop(env, capacity, "responder")
                 self.say(f"flood, connect-greeting-RST, against the responder, {users} users ...")
                 self._guard(lambda: [fg.flood_figure(self.generator(
                     {"kind": "flood", "users": users}, {**env, "LOADTEST_IMAP_DISCONNECT": "reset"}))],
@@ -193,19 +198,25 @@ class Bench:
                     self.generator({"kind": "churn", "users": users, "lean": p == "lean"},
                                    {**env, **_lean_env(p == "lean")}), p, "cyrus"),
                     f"{path}_churn_cpu_us_cyrus", f"{path} churn: generator CPU per session (cyrus)", "µs")
-                if path == "lean" and figs:
+                if path == "lean" and len(figs) > 1:
                     capacity = figs[1].value
             if capacity:
-                rate = OPEN_LOOP_SHARE * capacity / users
-                self.say(f"open loop at {OPEN_LOOP_SHARE:.0%} of {capacity:.0f} sessions/s ...")
-                self._guard(lambda: [fg.open_loop_figure(self.generator(
-                    {"kind": "churn", "users": users, "lean": True, "rate_per_user": rate},
-                    {**env, **_lean_env(True), "LOADTEST_IMAP_RATE": f"{rate:.6f}"}),
-                    capacity, OPEN_LOOP_SHARE)],
-                    "open_loop_lag_p99_ms_cyrus", "open loop: session start lateness p99 (cyrus)", "ms")
+                self.open_loop(env, capacity, "cyrus")
         finally:
             deploy_down(deployment.root)
             shutil.rmtree(root, ignore_errors=True)
+
+    def open_loop(self, env: dict[str, str], capacity: float, against: str) -> None:
+        """Lean churn paced at OPEN_LOOP_SHARE of the capacity just measured against the same
+        server: how late sessions start (against the responder: the generator's own pacing)."""
+        users = self.args.users
+        rate = OPEN_LOOP_SHARE * capacity / users
+        self.say(f"open loop at {OPEN_LOOP_SHARE:.0%} of {capacity:.0f} sessions/s ({against}) ...")
+        self._guard(lambda: [fg.open_loop_figure(self.generator(
+            {"kind": "churn", "users": users, "lean": True, "rate_per_user": rate},
+            {**env, **_lean_env(True), "LOADTEST_IMAP_RATE": f"{rate:.6f}"}),
+            capacity, OPEN_LOOP_SHARE, against)],
+            f"open_loop_lag_p99_ms_{against}", f"open loop: session start lateness p99 ({against})", "ms")
 
     def collectors_part(self) -> None:
         prefork, seconds = (300, 20.0) if self.args.long else (50, max(5.0, self.seconds))

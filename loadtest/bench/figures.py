@@ -132,7 +132,8 @@ def held_figures(raw: dict[str, Any], wanted: int) -> list[Figure]:
     ]
 
 
-def open_loop_figure(raw: dict[str, Any], capacity: float, share: float) -> Figure:
+def open_loop_figure(raw: dict[str, Any], capacity: float, share: float,
+                     against: str = "cyrus") -> Figure:
     lag = raw.get("schedule_lag", {})
     sessions = completed(raw, "LOGOUT")
     wall = float(raw["wall_seconds"])
@@ -144,12 +145,13 @@ def open_loop_figure(raw: dict[str, Any], capacity: float, share: float) -> Figu
               "lag_max_ms": lag.get("max_ms"), "sessions_started": lag.get("requests", 0),
               "failures": raw.get("total_failures", 0)}
     return Figure(
-        "open_loop_lag_p99_ms_cyrus",
-        f"open loop at {share:.0%} of measured capacity: session start lateness p99 (cyrus)",
+        f"open_loop_lag_p99_ms_{against}",
+        f"open loop at {share:.0%} of measured capacity: session start lateness p99 ({against})",
         lag.get("p99_ms"), "ms",
         "PACING/SCHEDULE_LAG events (lateness of each session's start against its schedule "
         "t0 + k/rate), Locust's percentile over the window; rate per user = "
-        f"{share:g} x lean churn sessions/s against Cyrus / users", detail)
+        f"{share:g} x lean churn sessions/s measured just before against the same server / users",
+        detail)
 
 
 def collectors_figure(percent: float | None, detail: dict[str, Any]) -> Figure:

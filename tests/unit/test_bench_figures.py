@@ -63,6 +63,8 @@ def test_open_loop_lateness_figure() -> None:
     fig = fg.open_loop_figure(raw, capacity=1000.0, share=0.8)
     assert fig.value == 9 and fig.detail["offered_sessions_per_s"] == 800.0
     assert fig.detail["achieved_sessions_per_s"] == 1000.0
+    assert fig.key == "open_loop_lag_p99_ms_cyrus"
+    assert fg.open_loop_figure(raw, 1000.0, 0.8, "responder").key == "open_loop_lag_p99_ms_responder"
 
 
 def test_document_is_json_with_targets_and_verdicts() -> None:
