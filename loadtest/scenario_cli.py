@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.acceptance import LoadRun, _number, orchestrate
+from loadtest.errors import UsageError
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
 
@@ -74,12 +75,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "tmpfs, or /var/tmp for the lock-file scenario)")
     parser.add_argument("--provision-users", help="test users in the deployment it starts "
                         "(default 100; 200 for process-churn; the topology's for stores-and-slots)")
-    parser.add_argument("locust_args", nargs="*", metavar="-- LOCUST_ARGS",
-                        help="further locust options after --, e.g. -- --imap-rate 4")
+    parser.add_argument("locust_args", nargs=argparse.REMAINDER, metavar="LOCUST_ARGS",
+                        help="everything after NAME goes to locust, e.g. NAME --imap-rate 4 "
+                        "(the options above come before NAME)")
+
+
+OWN_FLAGS = ("--duration", "--users", "--held", "--artifacts", "--gate", "--fault",
+             "--deployment", "--dir", "--provision-users")
 
 
 def run(args: argparse.Namespace) -> int:
     spec = SCENARIOS[args.name]
+    for arg in args.locust_args:
+        if arg.split("=", 1)[0] in OWN_FLAGS:
+            raise UsageError(f"{arg.split('=', 1)[0]} after the scenario name {args.name} would go "
+                             "to locust: put the scenario's own options before NAME")
     duration = _number(args.duration, "--duration", float, 10) if args.duration else spec.duration
     locust_args = ["--scenario-duration", str(duration)]
     if args.users:
