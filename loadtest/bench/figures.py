@@ -144,6 +144,10 @@ def open_loop_figure(raw: dict[str, Any], capacity: float, share: float,
               "lag_p50_ms": lag.get("p50_ms"), "lag_p95_ms": lag.get("p95_ms"),
               "lag_max_ms": lag.get("max_ms"), "sessions_started": lag.get("requests", 0),
               "failures": raw.get("total_failures", 0)}
+    achieved = detail["achieved_sessions_per_s"]
+    # Lateness that grows through the window means the offered rate was not sustained (the
+    # server or a busy machine fell behind), not that pacing is imprecise: say which it was.
+    detail["fell_behind"] = bool(offered and achieved is not None and achieved < 0.95 * offered)
     return Figure(
         f"open_loop_lag_p99_ms_{against}",
         f"open loop at {share:.0%} of measured capacity: session start lateness p99 ({against})",

@@ -63,7 +63,9 @@ def test_open_loop_lateness_figure() -> None:
     fig = fg.open_loop_figure(raw, capacity=1000.0, share=0.8)
     assert fig.value == 9 and fig.detail["offered_sessions_per_s"] == 800.0
     assert fig.detail["achieved_sessions_per_s"] == 1000.0
-    assert fig.key == "open_loop_lag_p99_ms_cyrus"
+    assert fig.key == "open_loop_lag_p99_ms_cyrus" and fig.detail["fell_behind"] is False
+    behind = fg.open_loop_figure({**raw, "rate_per_user": 200.0}, 2500.0, 0.8)
+    assert behind.detail["fell_behind"] is True  # offered 2000/s, achieved 1000/s
     assert fg.open_loop_figure(raw, 1000.0, 0.8, "responder").key == "open_loop_lag_p99_ms_responder"
 
 
