@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtest import plugin
+from loadtest.errors import UsageError
 from loadtest.imap.lean import login_command
 from loadtest.settings import Option, declare, positive_float, positive_int
 from loadtest.shapes import Phase, PhasedShape
@@ -174,7 +175,15 @@ class ScenarioShape(PhasedShape):
     default_held = 4
 
     def settings(self) -> Any:
-        return plugin.settings_of(self.runner.environment) if self.runner is not None else None
+        """The options as they are now: the web UI form may have changed them since init (the
+        first tick comes before test_start, where the plugin re-reads them)."""
+        if self.runner is None:
+            return None
+        environment = self.runner.environment
+        try:
+            return plugin.resolve_settings(environment)
+        except UsageError:  # the plugin reports it at test_start and stops the run
+            return plugin.settings_of(environment)
 
     def sizes(self) -> Sizes:
         settings = self.settings()
