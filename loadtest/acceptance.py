@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="test users in the deployment it starts (default 100)")
 
 
-def _number(text: str, flag: str, kind: type = float, minimum: float = 1) -> Any:
+def number_arg(text: str, flag: str, kind: type = float, minimum: float = 1) -> Any:
     try:
         value = kind(text)
     except ValueError:
@@ -56,10 +56,10 @@ def _number(text: str, flag: str, kind: type = float, minimum: float = 1) -> Any
 
 
 def run(args: argparse.Namespace) -> int:
-    duration = _number(args.duration, "--duration", float, 10)
-    users = _number(args.users, "--users", int, 1)
-    held = _number(args.held, "--held", int, 1)
-    provision = _number(args.provision_users, "--provision-users", int, 1)
+    duration = number_arg(args.duration, "--duration", float, 10)
+    users = number_arg(args.users, "--users", int, 1)
+    held = number_arg(args.held, "--held", int, 1)
+    provision = number_arg(args.provision_users, "--provision-users", int, 1)
     return orchestrate(LoadRun(
         label="acceptance",
         locustfile=PROJECT_ROOT / "locustfiles" / "acceptance.py",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.acceptance import LoadRun, _number, orchestrate
+from loadtest.acceptance import LoadRun, number_arg, orchestrate
 from loadtest.errors import UsageError
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
@@ -90,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
         if arg.split("=", 1)[0] in OWN_FLAGS:
             raise UsageError(f"{arg.split('=', 1)[0]} after the scenario name {args.name} would go "
                              "to locust: put the scenario's own options before NAME")
-    duration = _number(args.duration, "--duration", float, 10) if args.duration else spec.duration
+    duration = number_arg(args.duration, "--duration", float, 10) if args.duration else spec.duration
     locust_args = ["--scenario-duration", str(duration)]
     if args.users:
-        locust_args += ["--scenario-users", str(_number(args.users, "--users", int, 1))]
+        locust_args += ["--scenario-users", str(number_arg(args.users, "--users", int, 1))]
     if args.held:
-        locust_args += ["--scenario-held", str(_number(args.held, "--held", int, 1))]
-    provision = (_number(args.provision_users, "--provision-users", int, 1)
+        locust_args += ["--scenario-held", str(number_arg(args.held, "--held", int, 1))]
+    provision = (number_arg(args.provision_users, "--provision-users", int, 1)
                  if args.provision_users else spec.provision_users)
     deploy_kwargs: dict[str, Any] = {"options": dict(spec.options)}
     if spec.topology:

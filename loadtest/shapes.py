@@ -46,14 +46,17 @@ class Phase:
 
 def plan_acceptance(duration: float, churn: int, held: int) -> list[Phase]:
     """Warm-up with held sessions (15 %), churn ramp to ``churn`` users (50 %), reconnect
-    flood with as many flood users on top (35 %)."""
+    flood with as many flood users on top (35 %).
+
+    Each phase spawns one class only: Locust splits a mixed increase by class weight, not by
+    the counts asked for, while the users already running stay.
+    """
     t1, t2 = duration * 0.15, duration * 0.65
     fast = float(max(held, churn) * 4)
     return [
         Phase("warm-up", 0.0, t1, held, fast, (HeldSessionUser,)),
-        Phase("churn-ramp", t1, t2, held + churn, fast, (HeldSessionUser, ChurnUser), ramp_from=held),
-        Phase("reconnect-flood", t2, duration, held + 2 * churn, fast,
-              (HeldSessionUser, ChurnUser, ReconnectFloodUser)),
+        Phase("churn-ramp", t1, t2, held + churn, fast, (ChurnUser,), ramp_from=held),
+        Phase("reconnect-flood", t2, duration, held + 2 * churn, fast, (ReconnectFloodUser,)),
     ]
 
 

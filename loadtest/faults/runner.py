@@ -35,6 +35,7 @@ class FaultRunner:
     def __init__(self, specs: Sequence[FaultSpec], deployment: Deployment, store: SeriesStore,
                  run_time: float | None = None) -> None:
         self.store = store
+        self.deployment = deployment
         self.occurrences: list[_Occurrence] = []
         for spec in specs:
             info = deployment.instance(spec.instance) if spec.instance else deployment.instances[0]
@@ -115,4 +116,7 @@ class FaultRunner:
                     detail = {"undo_error": str(exc)}
                 self.store.event("fault", end=time.time(), instance=occ.injector.info.name,
                                  fault=f"undo {occ.injector.spec.kind}", **detail)
+                if detail.get("restarted"):
+                    # The restarted master has a new pid: later runs and faults must see it.
+                    self.deployment.save()
         atexit.unregister(self.stop)

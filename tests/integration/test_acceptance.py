@@ -66,6 +66,10 @@ def test_healthy_run_passes_the_default_gate(tmp_path: Path) -> None:
     images = re.findall(r'<img[^>]+src="([^"]+)"', html)
     assert images and all((folder / src).is_file() for src in images)
     assert "report" in result.stdout and str(folder) in result.stdout
+    # Each phase adds one class: exactly --held held sessions, --users churn and flood users.
+    spawned = re.findall(r"All users spawned: (\{[^}]*\})", result.stderr)
+    assert spawned and json.loads(spawned[-1]) == {
+        "HeldSessionUser": 2, "ChurnUser": 4, "ReconnectFloodUser": 4}
     no_deployment_left()
 
 

@@ -151,6 +151,7 @@ def test_kill_master_is_restarted_when_the_run_ends(make_deployment) -> None:
         runner.stop()
     assert not any(pid_alive(p) for p in orphans)
     assert info.master_pid != old_pid and pid_alive(info.master_pid)
+    assert Deployment.load(deployment.path).instances[0].master_pid == info.master_pid
     assert greeting(info).startswith(b"* OK")
     kinds = [e.detail["fault"] for e in store.events("fault")]
     assert kinds == ["kill-master", "undo kill-master"]
