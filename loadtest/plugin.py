@@ -221,15 +221,17 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     if _is_worker(environment):
         _set_up_worker(environment)
         return
+    from loadtest.collectors.series import SeriesStore
     from loadtest.deploy.deployment import load_deployment
     from loadtest.faults import FaultRunner, parse_faults
     from loadtest.gate.rules import load_rules
-    from loadtest.run import Run, new_folder
+    from loadtest.run import Run, describe_options, new_folder
 
     settings = settings_of(environment)
     if settings is None:
         return  # check_options_at_init already exited on bad options
-    try:
+    store = SeriesStore()
+    try:  # every check before the run folder exists: bad input leaves nothing behind
         rules = load_rules(settings["gate"]) if settings.get("gate") else None
         collector_config, collect = _collector_settings(settings)
         specs = parse_faults(settings.get("faults"), settings.source("faults"))
@@ -240,6 +242,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
             if specs:
                 raise UsageError("--faults needs a local test deployment (no --imap-host)")
             collect = False  # server-side collectors read the deployment's files and /proc
+        faults = (FaultRunner(specs, deployment, store, run_time=getattr(options, "run_time", None))
+                  if specs else None)
         folder = new_folder(settings["artifacts"], settings.get("run_name"))
     except UsageError as exc:
         _fail_at_init(environment, str(exc))
@@ -248,22 +252,14 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
         _fail_at_init(environment, f"cannot create the run folder under --artifacts "
                       f"{settings['artifacts']!r} ({settings.source('artifacts')}): {exc.strerror}")
         return
-    run = Run(folder)
-    run.rules = rules
-    run.deployment = deployment
-    run.collectors = None
+    run = Run(folder, store=store)
+    run.rules, run.deployment, run.faults = rules, deployment, faults
     if collect and deployment is not None:
         from loadtest.collectors import CollectorSet
 
         instances = imap_config(environment).instances or None
-        run.collectors = CollectorSet.from_deployment(deployment, run.store, collector_config,
+        run.collectors = CollectorSet.from_deployment(deployment, store, collector_config,
                                                       instances=instances, artifacts=folder)
-    run_time = getattr(options, "run_time", None)
-    try:
-        run.faults = FaultRunner(specs, deployment, run.store, run_time=run_time) if specs else None
-    except UsageError as exc:
-        _fail_at_init(environment, str(exc))
-        return
     _runs[environment] = run
     from loadtest.webui import install as install_webui
 
@@ -279,14 +275,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     run.write_info(locustfile=getattr(options, "locustfile", None),
                    deployment=str(deployment.path) if deployment else None,
                    target=(settings.get("imap_host") or None),
-                   options=_describe(settings, options), status="initialised")
+                   options=describe_options(settings, options), status="initialised")
     print(f"cyrus-loadtest: artifacts of this run in {folder}", file=sys.stderr, flush=True)
-
-
-def _describe(settings: Any, options: Any) -> dict[str, Any]:
-    from loadtest.run import describe_options
-
-    return describe_options(settings, options)
 
 
 def _set_up_worker(environment: Any) -> None:
