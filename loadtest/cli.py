@@ -54,7 +54,7 @@ def _deploy_up(args: argparse.Namespace) -> int:
     root = Path(args.dir) if args.dir else default_root()
     sources = {"dir": "flag --dir" if args.dir else "default directory",
                "port": "flag --port", "users": "flag --users", "instances": "flag --instances",
-               "options": "flags"}
+               "options": "flags", "volatile_dir": "flag --volatile-dir"}
     options = {field: getattr(args, field) for field, _ in SERVICE_FLAGS.values()
                if getattr(args, field) is not None}
     if args.rotating_binary:
@@ -64,7 +64,7 @@ def _deploy_up(args: argparse.Namespace) -> int:
     with _progress() as progress:
         deployment = deploy_up(root, users=args.users, instances=args.instances, slots=slots,
                                port=args.port, options=options, progress=progress, timing=timing,
-                               sources=sources)
+                               sources=sources, volatile_dir=args.volatile_dir)
     for info in deployment.instances:
         print(f"{info.name}: imap on {info.address}, master pid {info.master_pid}, "
               f"users in {info.users_file}")
@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "(fixtures/topologies/); replaces --instances and --users")
     up.add_argument("--dir", help="where the deployment lives; a tmpfs path for speed, a disk "
                     "path for filesystem effects (default: under /dev/shm)")
+    up.add_argument("--volatile-dir", metavar="DIR",
+                    help="put each instance's proc, lock, socket and stats directories under DIR "
+                    "(a tmpfs such as /dev/shm, as Debian keeps them in /run/cyrus) while data "
+                    "and config stay in --dir; default: everything in --dir")
     up.add_argument("--port", type=int, help="IMAP port of the first instance (default: free ports)")
     for flag, (field, text) in SERVICE_FLAGS.items():
         up.add_argument(flag, dest=field, type=int, help=text)

@@ -24,7 +24,8 @@ TEST_ROOT = Path(os.environ.get("LOADTEST_TEST_ROOT", f"/dev/shm/cyrus-loadtest-
 
 
 def _teardown(deployment: Deployment) -> None:
-    deploy_down(deployment.root)
+    if Path(deployment.root).exists():  # a test may have taken it down itself
+        deploy_down(deployment.root)
     left = [pid for info in deployment.instances for pid in instance_pids(info)]
     assert not left, f"processes of {deployment.root} left after deploy down: {left}"
 
@@ -50,10 +51,12 @@ def cyrus_deployment(test_root: Path) -> Iterator[Deployment]:
 def make_deployment(test_root: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Deployment]]:
     created: list[Deployment] = []
 
-    def make(*, users: int = 10, instances: int = 1, **options: object) -> Deployment:
+    def make(*, users: int = 10, instances: int = 1, root_dir: Path | None = None,
+             volatile_dir: Path | None = None, **options: object) -> Deployment:
         # Short: unix socket paths below it must fit in 108 bytes.
         name = f"{request.node.name[5:25]}-{len(created)}".strip("_").replace("[", "-").replace("]", "")
-        deployment = deploy_up(test_root / name, users=users, instances=instances, options=options)
+        deployment = deploy_up(root_dir or test_root / name, users=users, instances=instances,
+                               options=options, volatile_dir=volatile_dir)
         created.append(deployment)
         return deployment
 

@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory under which the bench's own Cyrus deployment is made "
                              "(default /dev/shm, tmpfs; a disk directory such as /var/tmp "
                              "measures Cyrus with its data on disk)")
+    parser.add_argument("--volatile-dir", default="auto",
+                        help="where the deployment's proc, lock, socket and stats directories go: "
+                             "'auto' (default) keeps them on /dev/shm when --deploy-dir is a disk, "
+                             "as Debian keeps them in /run/cyrus; 'none' puts them on --deploy-dir "
+                             "too (every per-connection file on disk); or a directory")
     parser.add_argument("--skip", default="",
                         help="comma-separated parts to leave out: responder, held, cyrus, "
                              "collectors")
@@ -76,11 +81,18 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
     deploy_dir = Path(args.deploy_dir)
     if "cyrus" not in skip and not deploy_dir.is_dir():
         raise UsageError(f"--deploy-dir {args.deploy_dir!r}: not a directory")
+    volatile: Path | None = None
+    if args.volatile_dir == "auto":
+        volatile = Path("/dev/shm") if filesystem_of(deploy_dir) != "tmpfs" else None
+    elif args.volatile_dir != "none":
+        volatile = Path(args.volatile_dir)
+        if "cyrus" not in skip and not volatile.is_dir():
+            raise UsageError(f"--volatile-dir {args.volatile_dir!r}: not a directory")
     if args.json_path:
         parent = Path(args.json_path).absolute().parent
         if not parent.is_dir():
             raise UsageError(f"--json {args.json_path!r}: directory {parent} does not exist")
-    return {"skip": skip, "seconds": seconds, "deploy_dir": deploy_dir}
+    return {"skip": skip, "seconds": seconds, "deploy_dir": deploy_dir, "volatile_dir": volatile}
 
 
 def filesystem_of(path: Path) -> str:
@@ -107,6 +119,7 @@ class Bench:
         self.seconds: float = checked["seconds"]
         self.skip: set[str] = checked["skip"]
         self.deploy_dir: Path = checked["deploy_dir"]
+        self.volatile_dir: Path | None = checked["volatile_dir"]
         self.say = say
         self.figures: list[fg.Figure] = []
         self.context: dict[str, Any] = {}
@@ -186,9 +199,16 @@ class Bench:
         users = self.args.users
         root = self.deploy_dir / f"cyrus-loadtest-bench-{os.getpid()}"
         fstype = filesystem_of(self.deploy_dir)
-        self.context["deployment"] = {"dir": str(root), "filesystem": fstype}
-        self.say(f"deploying Cyrus in {root} ({fstype}) ...")
-        deployment = deploy_up(root, users=users, sources={"dir": "flag --deploy-dir"})
+        volatile = self.volatile_dir
+        self.context["deployment"] = {
+            "dir": str(root), "filesystem": fstype,
+            "volatile_dir": str(volatile) if volatile else None,
+            "volatile_filesystem": filesystem_of(volatile) if volatile else fstype}
+        where = f" (proc, lock, stats on {volatile})" if volatile else ""
+        self.say(f"deploying Cyrus in {root} ({fstype}){where} ...")
+        deployment = deploy_up(root, users=users, volatile_dir=volatile,
+                               sources={"dir": "flag --deploy-dir",
+                                        "volatile_dir": "flag --volatile-dir"})
         try:
             env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
             capacity = None

@@ -43,6 +43,7 @@ class InstanceInfo:
     store: str | None = None
     role: str = "standalone"  # standalone | master | replica
     options: dict[str, Any] = field(default_factory=dict)  # service options it was rendered with
+    volatile_root: str | None = None  # proc, lock, sockets, stats here (a tmpfs) when set
 
     @property
     def address(self) -> str:

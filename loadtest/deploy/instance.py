@@ -88,10 +88,10 @@ def can_capture_syslog() -> bool:
 
 
 def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_user: str,
-            users_file: Path | None = None) -> InstanceInfo:
+            users_file: Path | None = None, volatile: Path | None = None) -> InstanceInfo:
     """Create the instance directory and render its configs. Nothing runs yet."""
     bin_dir = check_cyrus_installed()
-    paths = InstancePaths(root)
+    paths = InstancePaths(root, volatile)
     longest = max((paths.syslog_socket, paths.socket_dir / "notify"), key=lambda p: len(str(p)))
     if len(os.fsencode(longest)) > UNIX_PATH_MAX:
         raise UsageError(f"directory {root} is too deep: unix socket {longest} would exceed "
@@ -121,6 +121,7 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         stats_file=str(paths.stats_file), pid_file=str(paths.pid_file),
         log_file=str(paths.log_file), master_log=str(paths.master_log),
         users_file=str(users_file or paths.users_file), options=options.as_dict(),
+        volatile_root=str(volatile) if volatile else None,
     )
 
 
@@ -141,7 +142,7 @@ def start(info: InstanceInfo, *, timeout: float = 30.0) -> InstanceInfo:
 
     On failure nothing of the instance is left running and StartError carries the log tails.
     """
-    paths = InstancePaths(Path(info.root))
+    paths = InstancePaths.of(info)
     bin_dir, _ = cyrus_bin_dir()
     paths.pid_file.unlink(missing_ok=True)
     master_argv = [str(bin_dir / "master"), "-C", info.imapd_conf, "-M", info.cyrus_conf,

@@ -7,6 +7,8 @@ running; `deploy_down` ends every process of every instance, also after a crashe
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -54,6 +56,7 @@ def _prepare_root(root: Path, source: str) -> None:
         if live:
             raise UsageError(f"a deployment is already running in {root} (from {source}): "
                              "`cyrus-loadtest deploy down` first, or choose another --dir")
+        _remove_volatile(root)
         shutil.rmtree(root)
     elif root.exists() and any(root.iterdir()):
         raise UsageError(f"directory {root} (from {source}) is not empty and not a "
@@ -73,6 +76,32 @@ def _prepare_root(root: Path, source: str) -> None:
                                  f"enter {parent}; choose a --dir under /dev/shm, /tmp or /var/tmp")
 
 
+def _volatile_base(volatile_dir: str | Path | None, root: Path, source: str) -> Path | None:
+    """This deployment's own folder in the volatile directory (short: unix socket paths live
+    there), or None when everything stays under the deployment's directory."""
+    if volatile_dir is None:
+        return None
+    volatile_dir = Path(volatile_dir).absolute()
+    if not volatile_dir.is_dir() or not os.access(volatile_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"--volatile-dir {volatile_dir} (from {source}) is not a writable "
+                         "directory")
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:10]
+    return volatile_dir / f"cyrus-loadtest-{digest}"
+
+
+def _remove_volatile(root: Path) -> None:
+    """Remove the volatile folders a deployment in ``root`` recorded (stats, proc, sockets)."""
+    try:
+        deployment = Deployment.load(root / DEPLOYMENT_FILE)
+    except UsageError:
+        return
+    for info in deployment.instances:
+        if info.volatile_root:
+            shutil.rmtree(info.volatile_root, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                Path(info.volatile_root).parent.rmdir()  # the deployment's own folder, once empty
+
+
 def _ports(count: int, port: int | None, source: str) -> list[int]:
     if port is None:
         return [inst.free_port() for _ in range(count)]
@@ -88,7 +117,8 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
               slots: Sequence[SlotSpec] | None = None, port: int | None = None,
               options: ServiceOptions | dict[str, Any] | None = None,
               progress: ProgressFn | None = None, timing: Timing | None = None,
-              sources: dict[str, str] | None = None) -> Deployment:
+              sources: dict[str, str] | None = None,
+              volatile_dir: str | Path | None = None) -> Deployment:
     """Start and provision a deployment in ``root``; ``sources`` names where each argument
     came from (flag, env, file) for error messages."""
     sources = sources or {}
@@ -104,6 +134,7 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
         options = ServiceOptions.from_mapping(options or {}, sources.get("options", "options"))
     slots = list(slots) if slots else standalone_slots(instances, users)
     root = Path(root).absolute()
+    volatile = _volatile_base(volatile_dir, root, sources.get("volatile_dir", "flag --volatile-dir"))
     _prepare_root(root, sources.get("dir", "flag --dir"))
     ports = _ports(len(slots), port, sources.get("port", "flag --port"))
 
@@ -119,7 +150,8 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
         for slot, slot_port in zip(slots, ports, strict=True):
             slot_options = options.updated(slot.service, slot.source or "topology")
             info = inst.lay_out(slot.name, root / slot.name, slot_options, port=slot_port,
-                                admin_user=ADMIN_USER)
+                                admin_user=ADMIN_USER,
+                                volatile=volatile / slot.name if volatile else None)
             info.store, info.role = slot.store, slot.role
             infos.append(info)
             slot_users = make_users(slot.users, first=next_user, instance=slot.name)
@@ -132,7 +164,7 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
         done = 0
         _, uid, gid = inst.service_user()
         for info in infos:
-            sasldb = InstancePaths(Path(info.root)).sasldb
+            sasldb = InstancePaths.of(info).sasldb
             add_sasl_user(sasldb, ADMIN_USER, admin_password)
             for user in (u for u in all_users if u.instance == info.name):
                 add_sasl_user(sasldb, user.name, user.password)
@@ -165,6 +197,8 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
             inst.stop(info)
         if isinstance(exc, UsageError):  # bad input: leave nothing; a failed start keeps its logs
             shutil.rmtree(root, ignore_errors=True)
+            if volatile is not None:
+                shutil.rmtree(volatile, ignore_errors=True)
         raise
 
     users_file = root / "users.csv"
@@ -202,6 +236,7 @@ def deploy_down(root: str | Path, *, remove: bool = True, source: str = "flag --
             raise RuntimeError(f"processes in {root} survived SIGKILL: {survivors}")
         stopped.append(f"{len(leftovers)} leftover process(es) ended")
     if remove:
+        _remove_volatile(root)
         shutil.rmtree(root, ignore_errors=True)
     return stopped
 

@@ -88,9 +88,17 @@ def _coerce(key: str, raw: Any, kind: type, source: str) -> Any:
 
 @dataclass(frozen=True)
 class InstancePaths:
-    """Where one instance keeps everything; derived from its root directory alone."""
+    """Where one instance keeps everything: derived from its root directory and, optionally, a
+    volatile directory (a tmpfs, as Debian's /run/cyrus) for what is rewritten per connection:
+    proc and lock files, sockets, the stats file."""
 
     root: Path
+    volatile: Path | None = None
+
+    @classmethod
+    def of(cls, info: Any) -> InstancePaths:
+        """The paths of a deployment's InstanceInfo."""
+        return cls(Path(info.root), Path(info.volatile_root) if info.volatile_root else None)
 
     @property
     def imapd_conf(self) -> Path: return self.root / "imapd.conf"
@@ -103,7 +111,7 @@ class InstancePaths:
     @property
     def sieve_dir(self) -> Path: return self.root / "sieve"
     @property
-    def run_dir(self) -> Path: return self.root / "run"
+    def run_dir(self) -> Path: return (self.volatile or self.root) / "run"
     @property
     def proc_dir(self) -> Path: return self.run_dir / "proc"
     @property
@@ -115,7 +123,7 @@ class InstancePaths:
     @property
     def syslog_socket(self) -> Path: return self.run_dir / "log.sock"
     @property
-    def stats_dir(self) -> Path: return self.root / "stats"
+    def stats_dir(self) -> Path: return (self.volatile or self.root) / "stats"
     @property
     def stats_file(self) -> Path: return self.stats_dir / "master.txt"
     @property
@@ -138,7 +146,7 @@ class InstancePaths:
     def directories(self) -> list[Path]:
         """Every directory Cyrus expects to exist before master starts."""
         conf = self.config_dir
-        return [self.root, conf, conf / "db", conf / "socket", conf / "log", conf / "msg",
+        return [self.root, *([self.volatile] if self.volatile else []), conf, conf / "db", conf / "socket", conf / "log", conf / "msg",
                 conf / "user", conf / "quota", conf / "sieve", self.data_dir, self.sieve_dir,
                 self.run_dir, self.proc_dir, self.lock_dir, self.socket_dir, self.stats_dir,
                 self.log_dir]

@@ -144,7 +144,7 @@ class RotateBinary(Injector):
     imapd_binary=symlink). Re-pointing is atomic: a new link renamed over the old one."""
 
     def check(self) -> None:
-        link = InstancePaths(Path(self.info.root)).imapd_link
+        link = InstancePaths.of(self.info).imapd_link
         if not link.is_symlink() or str(link) not in Path(self.info.cyrus_conf).read_text():
             raise UsageError(f"fault {self.spec.text!r}: instance {self.info.name} does not run "
                              "imapd through a symlink; deploy it with --rotating-binary "
@@ -152,7 +152,7 @@ class RotateBinary(Injector):
 
     def apply(self) -> dict[str, Any]:
         self.check()
-        paths = InstancePaths(Path(self.info.root))
+        paths = InstancePaths.of(self.info)
         real = cyrus_bin_dir()[0] / "imapd"
         self._copies = []
         for n in range(1, int(self.spec.params["copies"]) + 1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -219,3 +220,30 @@ def test_port_taken_after_check_fails_fast_with_log(test_root: Path) -> None:
             inst.start(info, timeout=20)
     assert "could not bind" in str(error.value) and "Address already in use" in str(error.value)
     assert inst.instance_pids(info) == []
+
+
+def test_volatile_directories_on_tmpfs_data_on_disk(make_deployment, tmp_path_factory) -> None:
+    disk = Path("/var/tmp") / f"cyrus-loadtest-pytest-{os.getpid()}"
+    volatile = Path("/dev/shm")
+    deployment = make_deployment(users=2, root_dir=disk / "vol", volatile_dir=volatile)
+    info = deployment.instances[0]
+    try:
+        assert info.data_dir.startswith(str(disk)) and info.imapd_conf.startswith(str(disk))
+        for path in (info.proc_dir, info.lock_dir, info.stats_file, info.pid_file):
+            assert path.startswith(str(volatile) + "/"), path
+        client = login(info)  # a session's proc file lives in the volatile proc dir
+        try:
+            assert any(Path(info.proc_dir).iterdir())
+        finally:
+            client.logout()
+        assert Path(info.stats_file).exists()
+        deploy_down(deployment.root)
+        assert not Path(info.volatile_root).exists() and not disk.joinpath("vol").exists()
+    finally:
+        shutil.rmtree(disk, ignore_errors=True)
+
+
+def test_bad_volatile_dir(test_root: Path) -> None:
+    result = cli("deploy", "up", "--dir", str(test_root / "v"), "--volatile-dir", "/nonexistent/tmpfs")
+    assert_one_line_usage_error(result, "--volatile-dir /nonexistent/tmpfs", "flag --volatile-dir")
+    assert not (test_root / "v").exists()

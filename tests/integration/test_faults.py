@@ -160,7 +160,7 @@ def test_kill_master_is_restarted_when_the_run_ends(make_deployment) -> None:
 def test_binary_rotation_under_churn_loses_no_connection(make_deployment) -> None:
     deployment = make_deployment(users=2, imapd_binary="symlink", imapd_reuse=1, prefork=1)
     info = deployment.instances[0]
-    link = InstancePaths(Path(info.root)).imapd_link
+    link = InstancePaths.of(info).imapd_link
     with LoginLoop(info) as churn:
         store = run_faults(deployment, "rotate-binary:every=0.2,copies=4", 3.0)
     (event,) = store.events("fault")

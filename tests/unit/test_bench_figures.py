@@ -104,6 +104,7 @@ def _args(**kw) -> argparse.Namespace:
     ({"held": 10**6}, "--held 1000000"),
     ({"deploy_dir": "/nonexistent/dir"}, "--deploy-dir '/nonexistent/dir': not a directory"),
     ({"json_path": "/nonexistent/dir/b.json"}, "--json '/nonexistent/dir/b.json'"),
+    ({"volatile_dir": "/nonexistent/tmpfs"}, "--volatile-dir '/nonexistent/tmpfs': not a directory"),
 ])
 def test_bad_arguments_are_one_line_usage_errors(kw: dict, message: str) -> None:
     with pytest.raises(UsageError) as err:
@@ -114,6 +115,14 @@ def test_bad_arguments_are_one_line_usage_errors(kw: dict, message: str) -> None
 def test_defaults_and_long() -> None:
     assert cli.check_args(_args())["seconds"] == 5.0
     assert cli.check_args(_args(long=True))["seconds"] == 20.0
+
+
+def test_volatile_dir_follows_debian_layout_on_disk() -> None:
+    # tmpfs deployment: nothing to move; a disk deployment: proc, lock, stats on /dev/shm
+    assert cli.check_args(_args(deploy_dir="/dev/shm"))["volatile_dir"] is None
+    assert cli.check_args(_args(deploy_dir="/var/tmp"))["volatile_dir"] == Path("/dev/shm")
+    assert cli.check_args(_args(deploy_dir="/var/tmp", volatile_dir="none"))["volatile_dir"] is None
+    assert cli.check_args(_args(volatile_dir="/tmp"))["volatile_dir"] == Path("/tmp")
 
 
 def test_filesystem_of(tmp_path: Path) -> None:
