@@ -42,6 +42,9 @@ _resolved: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDicti
 def register_options(parser: Any, **_kwargs: Any) -> None:
     global _parser
     _parser = parser
+    # This tool floods servers: its web UI listens on loopback unless asked (--web-host '*').
+    # As a parser default, Locust's own start-up line names the address it really binds.
+    parser.set_defaults(web_host="127.0.0.1")
     groups: dict[str, Any] = {}
     known = {a.dest for a in parser._actions}
     for opt in settings_mod.declared():
