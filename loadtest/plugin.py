@@ -200,20 +200,53 @@ def _fail_at_init(environment: Any, message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _collector_settings(settings: Any) -> tuple[Any, bool]:
+# run option -> CollectorConfig field
+COLLECTOR_OPTIONS = {"collectors": "collectors", "probe_rate": "probe_rate",
+                     "collector_interval": "interval", "stall_threshold": "greeting_threshold",
+                     "heartbeat_threshold": "heartbeat_threshold", "metrics_url": "metrics_url"}
+# What works against a deployment that is not ours: sockets, an HTTP page, our own machine.
+REMOTE_COLLECTORS = ("probe", "master", "machine")
+
+
+def _collector_settings(settings: Any, remote: bool) -> tuple[Any, bool]:
+    """The collectors' configuration from the run options, each error naming its source."""
     from loadtest.collectors import CollectorConfig
 
-    values: dict[str, Any] = {}
-    wanted = settings.get("collectors")
-    if wanted:
-        if wanted.strip().lower() == "none":
-            return None, False
-        values["collectors"] = wanted
-    if settings.get("probe_rate"):
-        values["probe_rate"] = settings["probe_rate"]
-    source = ", ".join(sorted({settings.source(k) for k in ("collectors", "probe_rate")
-                               if settings.get(k)})) or "defaults"
-    return CollectorConfig().updated(values, source), True
+    given = {name: settings.get(name) for name in COLLECTOR_OPTIONS if settings.get(name)}
+    wanted = given.get("collectors")
+    if wanted and wanted.strip().lower() == "none":
+        return None, False
+    values = {COLLECTOR_OPTIONS[name]: value for name, value in given.items()}
+    if remote and not wanted:
+        # Another host's /proc and files are out of reach; master's figures need --metrics-url.
+        values["collectors"] = [c for c in REMOTE_COLLECTORS
+                                if c != "master" or settings.get("metrics_url")]
+    config = CollectorConfig()
+    for name, value in values.items():
+        option = next((o for o, f in COLLECTOR_OPTIONS.items() if f == name), name)
+        source = settings.source(option) if option in given else "remote target"
+        config = config.updated({name: value}, source)
+    return config, bool(config.collectors)
+
+
+def _remote_collectors(environment: Any, store: Any, config: Any, folder: Any) -> Any:
+    """Collectors for a target given by --imap-host: the probe (plaintext only: it is a plain
+    socket), master's figures from --metrics-url, the generator machine's load."""
+    from loadtest.collectors import CollectorSet
+    from loadtest.collectors.samplers import Target
+
+    imap = imap_config(environment)
+    target, credential = imap.slot(0)
+    if target.tls != "none" and "probe" in config.collectors:
+        logger.warning("cyrus-loadtest: the probe speaks plaintext IMAP only; no probe "
+                       "against a TLS target")
+        config = config.updated({"collectors": [c for c in config.collectors if c != "probe"]},
+                                "TLS target")
+    remote = Target(name=target.instance or f"{target.host}:{target.port}", host=target.host,
+                    port=target.port, pid_file="", master_pid=None, stats_file="", data_dir="",
+                    proc_dir="", listen_backlog=None, metrics_url=config.metrics_url,
+                    users=(credential,) if credential else ())
+    return CollectorSet([remote], store, config, artifacts=folder)
 
 
 @events.init.add_listener
@@ -236,15 +269,14 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     store = SeriesStore()
     try:  # every check before the run folder exists: bad input leaves nothing behind
         rules = load_rules(settings["gate"]) if settings.get("gate") else None
-        collector_config, collect = _collector_settings(settings)
+        remote = bool(settings.get("imap_host"))
+        collector_config, collect = _collector_settings(settings, remote)
         specs = parse_faults(settings.get("faults"), settings.source("faults"))
         deployment = None
-        if not settings.get("imap_host"):
+        if not remote:
             deployment = load_deployment(settings["deployment"], settings.source("deployment"))
-        elif specs or collect:
-            if specs:
-                raise UsageError("--faults needs a local test deployment (no --imap-host)")
-            collect = False  # server-side collectors read the deployment's files and /proc
+        elif specs:
+            raise UsageError("--faults needs a local test deployment (no --imap-host)")
         faults = (FaultRunner(specs, deployment, store, run_time=getattr(options, "run_time", None))
                   if specs else None)
         folder = new_folder(settings["artifacts"], settings.get("run_name"))
@@ -263,6 +295,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
         instances = imap_config(environment).instances or None
         run.collectors = CollectorSet.from_deployment(deployment, store, collector_config,
                                                       instances=instances, artifacts=folder)
+    elif collect:
+        run.collectors = _remote_collectors(environment, store, collector_config, folder)
     _runs[environment] = run
     from loadtest.webui import install as install_webui
 

@@ -32,6 +32,17 @@ declare(
            "canary, or none (default: all)", group="cyrus-loadtest run"),
     Option("probe_rate", "new-connection probes and held-session NOOPs per second (default 4)",
            parse=positive_float, group="cyrus-loadtest run"),
+    Option("collector_interval", "seconds between server-side samples (default 1)",
+           parse=positive_float, group="cyrus-loadtest run"),
+    Option("stall_threshold", "seconds without a greeting (while the held session answers) "
+           "that make a master stall (default 1)", parse=positive_float,
+           group="cyrus-loadtest run"),
+    Option("heartbeat_threshold", "seconds master's stats file may stay unchanged before it "
+           "counts as a heartbeat gap (default 2.5)", parse=positive_float,
+           group="cyrus-loadtest run"),
+    Option("metrics_url", "read master's figures from this Prometheus /metrics page (a "
+           "deployment on another host) instead of the local stats file",
+           group="cyrus-loadtest run"),
     Option("faults", "faults to inject, separated by ';', e.g. stall-master:at=10,duration=3 "
            "(see docs/scenarios.md)", group="cyrus-loadtest run"),
 )
