@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.errors import EXIT_FAIL, EXIT_USAGE, UsageError
+from loadtest.errors import EXIT_FAIL, UsageError
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
 DEFAULT_DURATION = 90.0
@@ -114,7 +114,7 @@ def orchestrate(job: LoadRun) -> int:
 
     own_deployment = job.deployment is None
     # SIGTERM (a CI job cancelled) becomes KeyboardInterrupt so the finally below runs.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     locust: subprocess.Popen[bytes] | None = None
     root = job.root or default_root().parent / f"{label}-{os.getpid()}"
     try:
@@ -166,17 +166,12 @@ def orchestrate(job: LoadRun) -> int:
             print(f"{label}: test deployment stopped", flush=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a cancelled CI job) takes the same way out as Ctrl-C: deployment stopped."""
+    raise KeyboardInterrupt
+
+
 def _run_folder(artifacts: Path, run_name: str) -> Path | None:
     candidates = sorted(artifacts.glob(f"{run_name}*"))
     return candidates[-1] if candidates else None
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cyrus-loadtest acceptance", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UsageError as exc:
-        print(f"cyrus-loadtest: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE

@@ -18,9 +18,7 @@ from loadtest.errors import EXIT_USAGE, UsageError
 
 PROG = "cyrus-loadtest"
 
-# name -> (module, help); each module has add_arguments(parser) and run(args) -> int
-# (or the names in PLUGGED_FUNCTIONS).
-PLUGGED_FUNCTIONS = {"watch": ("add_watch_arguments", "run_watch")}
+# name -> (module, help); each module has add_arguments(parser) and run(args) -> int.
 PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("loadtest.collectors.watch", "live server-side series for a deployment, like top"),
     "gate": ("loadtest.gate.cli", "evaluate gate rules over a run's artifacts"),
@@ -200,10 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ModuleNotFoundError as exc:
             print(f"{PROG}: {argv[0]} is not available in this build ({exc.name})", file=sys.stderr)
             return EXIT_USAGE
-        add_name, run_name = PLUGGED_FUNCTIONS.get(argv[0], ("add_arguments", "run"))
-        getattr(module, add_name)(command)
+        module.add_arguments(command)
         args = command.parse_args(argv[1:])
-        runner = getattr(module, run_name)
+        runner = module.run
     else:
         args = parser.parse_args(argv)
         runner = args.func

@@ -167,7 +167,6 @@ _worker_state: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyD
 STEPS_REPORT_KEY = "cyrus_loadtest_steps"
 PHASE_MESSAGE = "cyrus_loadtest_phase"
 FLUSH_INTERVAL_S = 1.0
-GATE_STATUS = {0: "pass", 1: "fail", 2: "configuration error", 3: "inconclusive"}
 
 
 def run_of(environment: Any) -> Any:
@@ -212,24 +211,22 @@ def _collector_settings(settings: Any, remote: bool) -> tuple[Any, bool]:
     """The collectors' configuration from the run options, each error naming its source."""
     from loadtest.collectors import CollectorConfig
 
-    given = {name: settings.get(name) for name in COLLECTOR_OPTIONS if settings.get(name)}
-    wanted = given.get("collectors")
+    wanted = settings.get("collectors")
     if wanted and wanted.strip().lower() == "none":
         return None, False
-    values = {COLLECTOR_OPTIONS[name]: value for name, value in given.items()}
+    config = CollectorConfig()
+    for option, field_name in COLLECTOR_OPTIONS.items():
+        if settings.get(option):
+            config = config.updated({field_name: settings[option]}, settings.source(option))
     if remote and not wanted:
         # Another host's /proc and files are out of reach; master's figures need --metrics-url.
-        values["collectors"] = [c for c in REMOTE_COLLECTORS
-                                if c != "master" or settings.get("metrics_url")]
-    config = CollectorConfig()
-    for name, value in values.items():
-        option = next((o for o, f in COLLECTOR_OPTIONS.items() if f == name), name)
-        source = settings.source(option) if option in given else "remote target"
-        config = config.updated({name: value}, source)
+        config = config.updated({"collectors": [c for c in REMOTE_COLLECTORS
+                                                if c != "master" or config.metrics_url]},
+                                "remote target")
     return config, bool(config.collectors)
 
 
-def _remote_collectors(environment: Any, store: Any, config: Any, folder: Any) -> Any:
+def _remote_collectors(environment: Any, store: Any, config: Any) -> Any:
     """Collectors for a target given by --imap-host: the probe (plaintext only: it is a plain
     socket), master's figures from --metrics-url, the generator machine's load."""
     from loadtest.collectors import CollectorSet
@@ -246,7 +243,7 @@ def _remote_collectors(environment: Any, store: Any, config: Any, folder: Any) -
                     port=target.port, pid_file="", master_pid=None, stats_file="", data_dir="",
                     proc_dir="", listen_backlog=None, metrics_url=config.metrics_url,
                     users=(credential,) if credential else ())
-    return CollectorSet([remote], store, config, artifacts=folder)
+    return CollectorSet([remote], store, config)
 
 
 @events.init.add_listener
@@ -288,15 +285,16 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
                       f"{settings['artifacts']!r} ({settings.source('artifacts')}): {exc.strerror}")
         return
     run = Run(folder, store=store)
-    run.rules, run.deployment, run.faults = rules, deployment, faults
+    run.rules, run.faults = rules, faults
+    # No artifacts folder for the collectors: the plugin's one flusher writes the whole store.
     if collect and deployment is not None:
         from loadtest.collectors import CollectorSet
 
         instances = imap_config(environment).instances or None
         run.collectors = CollectorSet.from_deployment(deployment, store, collector_config,
-                                                      instances=instances, artifacts=folder)
+                                                      instances=instances)
     elif collect:
-        run.collectors = _remote_collectors(environment, store, collector_config, folder)
+        run.collectors = _remote_collectors(environment, store, collector_config)
     _runs[environment] = run
     from loadtest.webui import install as install_webui
 
@@ -414,7 +412,7 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
 
         verdict = gate_at_quit(run.rules, run.recorder, run.store, run.folder)
         environment.process_exit_code = verdict.exit_code
-        status = "gate " + GATE_STATUS.get(verdict.exit_code, str(verdict.exit_code))
+        status = f"gate {verdict.status}"
     else:  # no gate: Locust's own exit code (1 when any request failed)
         run.store.close_open_events(run.recorder.end)
     run.recorder.save(run.folder)

@@ -71,7 +71,6 @@ class Run:
     info: dict[str, Any] = field(default_factory=dict)
     phase: str | None = None
     rules: Any = None  # loadtest.gate.rules.RuleSet, when a gate is configured
-    deployment: Any = None
     collectors: Any = None
     faults: Any = None
     flusher: Any = None

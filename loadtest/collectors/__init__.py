@@ -17,8 +17,8 @@ With ``artifacts`` the set flushes ``series.jsonl`` / ``events.jsonl`` there eve
 killed run loses at most a second. Without a deployment, build ``Target``s yourself
 (``samplers.make_target``) and pass them to ``CollectorSet(targets, store, config)``.
 
-``cyrus-loadtest watch`` is ``loadtest.collectors.watch.run_watch(args)``, with its options
-added by ``add_watch_arguments(parser)``.
+``cyrus-loadtest watch`` is ``loadtest.collectors.watch.run(args)``, with its options
+added by ``add_arguments(parser)``.
 
 Modules: ``parsers`` and ``stall`` are pure (tested on literal data); ``probe`` (sockets),
 ``samplers`` (/proc, files), ``runtime`` (gevent or threads, the fixed clock) do the I/O;

@@ -26,7 +26,7 @@ SETTING_FLAGS = {"interval": "interval", "probe_rate": "probe_rate",
                  "collectors": "collectors"}
 
 
-def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deployment", help="deployment.json or its directory "
                         "(default: env LOADTEST_DEPLOYMENT, then the default deployment)")
     parser.add_argument("--instance", action="append",
@@ -108,7 +108,7 @@ def _render(store: SeriesStore, since: float) -> Any:
     return Group(table, events)
 
 
-def run_watch(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     duration = parse_duration(args.duration)
     config = config_from_args(args)
     deployment = load_deployment(args.deployment)
@@ -148,18 +148,3 @@ def run_watch(args: argparse.Namespace) -> int:
         print(describe_event(event))
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (the lead wires `cyrus-loadtest watch` to run_watch)."""
-    parser = argparse.ArgumentParser(prog="cyrus-loadtest watch", description=__doc__)
-    add_watch_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_watch(args)
-    except UsageError as exc:
-        print(f"cyrus-loadtest watch: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadtest.collectors.parsers import parse_children, service_of
 from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.procs import pid_alive
@@ -203,17 +204,19 @@ INJECTORS: dict[str, type[Injector]] = {
 
 
 def _children_of(pid: int, service: str) -> list[int]:
+    """Children of master serving ``service`` (CYRUS_SERVICE, as the collectors group them)."""
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        children = parse_children(Path(f"/proc/{pid}/task/{pid}/children").read_text())
     except OSError:
         return []
     found = []
-    for child in (int(c) for c in text.split()):
+    for child in children:
         try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{child}/environ").read_bytes()
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
-            continue
-        if cmdline and Path(cmdline[0].decode(errors="replace")).name.startswith(f"{service}d"):
+            continue  # exited meanwhile
+        if service_of(environ, cmdline) == service:
             found.append(child)
     return found
 

@@ -7,13 +7,13 @@ import argparse
 import pytest
 
 from loadtest.collectors import SeriesStore
-from loadtest.collectors.watch import add_watch_arguments, latest, run_watch
+from loadtest.collectors.watch import add_arguments, latest, run
 from loadtest.errors import UsageError
 
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_watch_arguments(parser)
+    add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -25,12 +25,12 @@ def parse(*argv: str) -> argparse.Namespace:
 ])
 def test_bad_options_are_usage_errors_naming_the_flag(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        run_watch(parse("--deployment", "/nonexistent", *argv))
+        run(parse("--deployment", "/nonexistent", *argv))
 
 
 def test_missing_deployment_is_a_usage_error(tmp_path: object) -> None:
     with pytest.raises(UsageError, match="no deployment at"):
-        run_watch(parse("--deployment", f"{tmp_path}/none", "--duration", "1"))
+        run(parse("--deployment", f"{tmp_path}/none", "--duration", "1"))
 
 
 def test_latest_keeps_the_newest_sample_per_series() -> None:
