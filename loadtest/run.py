@@ -17,6 +17,7 @@ from typing import Any
 
 from loadtest.collectors.series import Event, SeriesStore
 from loadtest.gate.steps import StepRecorder
+from loadtest.paths import atomic_write
 from loadtest.report.artifacts import run_header
 from loadtest.settings import Option, Settings, declare, positive_float
 
@@ -98,11 +99,8 @@ class Run:
     def write_info(self, **updates: Any) -> Path:
         """run.json: format version, times, locustfile, options with sources (redacted)."""
         self.info.update(updates)
-        path = self.folder / RUN_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**run_header(), **self.info}, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_write(self.folder / RUN_FILE,
+                            json.dumps({**run_header(), **self.info}, indent=2, default=str) + "\n")
 
 
 def describe_options(settings: Settings | None, locust_options: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from loadtest import FORMAT_VERSION
 from loadtest.errors import UsageError
+from loadtest.paths import atomic_write
 
 DEPLOYMENT_FILE = "deployment.json"
 ENV_DEPLOYMENT = "LOADTEST_DEPLOYMENT"
@@ -75,11 +76,7 @@ class Deployment:
         return asdict(self)
 
     def save(self) -> Path:
-        path = self.path
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)  # readers never see half a file
-        return path
+        return atomic_write(self.path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> Deployment:

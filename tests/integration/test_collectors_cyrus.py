@@ -206,7 +206,7 @@ def test_watch_prints_live_series(cyrus_deployment: Deployment) -> None:
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "loadtest.collectors.watch", "--deployment",
+        [sys.executable, "-m", "loadtest.cli", "watch", "--deployment",
          cyrus_deployment.root, "--duration", "2.2", "--plain"],
         capture_output=True, text=True, timeout=30, check=True).stdout
     name = cyrus_deployment.instances[0].name

@@ -106,3 +106,20 @@ def test_bad_topology_names_file_line_and_reason(text: str, fragment: str) -> No
     with pytest.raises(UsageError) as info:
         parse_topology(text, "t.toml")
     assert fragment in str(info.value)
+
+
+def test_filesystem_type_from_mounts_text() -> None:
+    from loadtest.paths import filesystem_type_in
+
+    mounts = ("/dev/vda / ext4 rw 0 0\n"
+              "tmpfs /dev/shm tmpfs rw 0 0\n"
+              "shm /dev/shm tmpfs rw 0 0\n"
+              "/dev/vdb /dev/shm/big ext4 rw 0 0\n"
+              "/dev/vdc /mnt/my\\040disk xfs rw 0 0\n")
+    assert filesystem_type_in("/var/tmp/x", mounts) == "ext4"
+    assert filesystem_type_in("/dev/shm/lt/slot1", mounts) == "tmpfs"
+    assert filesystem_type_in("/dev/shm/big/slot1", mounts) == "ext4"
+    assert filesystem_type_in("/mnt/my disk/a", mounts) == "xfs"
+    assert filesystem_type_in("/dev/shmx", mounts) == "ext4"  # a prefix of the name is not inside
+    # a point mounted twice: the later entry is the one in effect
+    assert filesystem_type_in("/dev/shm", "tmpfs /dev/shm tmpfs rw 0 0\n/dev/vdb /dev/shm ext4 rw 0 0\n") == "ext4"
