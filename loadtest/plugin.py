@@ -406,6 +406,7 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
         flusher.kill(block=False)
     run.recorder.end = time.time()
     run.recorder.emit_per_second(run.store)
+    run.store.close_open_events(run.recorder.end)  # a stall that never recovered ends now
     status = "finished"
     if run.rules is not None:
         from loadtest.gate.cli import gate_at_quit
@@ -413,8 +414,7 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
         verdict = gate_at_quit(run.rules, run.recorder, run.store, run.folder)
         environment.process_exit_code = verdict.exit_code
         status = f"gate {verdict.status}"
-    else:  # no gate: Locust's own exit code (1 when any request failed)
-        run.store.close_open_events(run.recorder.end)
+    # no gate: Locust's own exit code (1 when any request failed)
     run.recorder.save(run.folder)
     run.store.flush(run.folder)
     _write_locust_stats(environment, run.folder)
