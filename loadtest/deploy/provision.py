@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import os
 import secrets
 import socket
@@ -69,12 +70,15 @@ def write_users_file(path: Path, users: Sequence[TestUser], *, with_instance: bo
     os.replace(tmp, path)
 
 
+@functools.cache
+def _seed_templates() -> tuple[Template, ...]:
+    """The seed messages, read once per process (with CRLF line ends, as IMAP wants)."""
+    return tuple(Template(path.read_text().replace("\r\n", "\n").replace("\n", "\r\n"))
+                 for path in sorted((fixtures_dir() / "seed").glob("*.eml")))
+
+
 def seed_messages(user: str) -> list[bytes]:
-    messages = []
-    for path in sorted((fixtures_dir() / "seed").glob("*.eml")):
-        text = Template(path.read_text()).safe_substitute(user=user)
-        messages.append(text.replace("\r\n", "\n").replace("\n", "\r\n").encode())
-    return messages
+    return [template.safe_substitute(user=user).encode() for template in _seed_templates()]
 
 
 class AdminConnection:
