@@ -1,5 +1,6 @@
 """`cyrus-loadtest gate ARTIFACTS --rules FILE`: the offline gate over a finished run's folder,
-and `gate_at_quit`, the same evaluation in-process when Locust quits.
+and `gate_at_quit`, the same evaluation in-process when Locust quits. `cyrus-loadtest gate
+--list-metrics` prints every metric name a rule may use.
 
 Raises loadtest.errors.UsageError for bad input (the main entry point prints it, exit 2).
 """
@@ -8,18 +9,36 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from loadtest.collectors.series import SeriesStore
 from loadtest.gate.evaluate import Verdict, evaluate
+from loadtest.gate.metrics import describe_all
 from loadtest.gate.output import print_verdict, write_junit, write_outputs, write_verdict_json
 from loadtest.gate.rules import RuleSet, load_rules
 from loadtest.gate.steps import StepRecorder
 from loadtest.report.artifacts import JUNIT_FILE, VERDICT_FILE, load_run
 
 
+class _ListMetrics(argparse.Action):
+    """Like --help: print the metric registry and exit 0, whatever else is (not) given."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        rows = describe_all()
+        width = max(len(pattern) for pattern, _ in rows)
+        print("\n".join(f"{pattern:<{width}}  {meaning}" for pattern, meaning in rows))
+        parser.exit(0)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--list-metrics", action=_ListMetrics,
+                        help="print every metric a gate rule may use, and exit")
     parser.add_argument("artifacts", metavar="ARTIFACTS", help="a run's artifacts folder")
     parser.add_argument("--rules", required=True, metavar="FILE",
                         help="gate rules (TOML, see docs/gate.md), e.g. fixtures/gates/default.toml")
@@ -43,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
 def gate_at_quit(rules: RuleSet, recorder: StepRecorder, store: SeriesStore,
                  folder: str | Path, console: Console | None = None) -> Verdict:
-    """In-process gate for the plugin's quitting handler: close open events, evaluate, print the
-    table and write verdict.json and junit.xml. The caller sets
+    """In-process gate for the plugin's quitting handler: evaluate, print the table and write
+    verdict.json and junit.xml. The caller closes events still open first
+    (`store.close_open_events(recorder.end)`: offline, only closed events exist), sets
     `environment.process_exit_code = verdict.exit_code` and writes steps.json and the series
     (flush) so that the offline gate reads the same data."""
-    store.close_open_events(recorder.end)
     verdict = evaluate(rules, recorder, store)
     print_verdict(verdict, console)
     write_outputs(verdict, folder)

@@ -86,22 +86,36 @@ def format_value(value: float | None, metric: Metric) -> str:
     return f"{value:.4g}"
 
 
-def evaluate(rules: RuleSet, steps: StepRecorder | dict[str, Any],
-             store: SeriesStore) -> Verdict:
-    """Measure every rule and judge it. `steps` is the recorder or its `to_dict()`."""
-    recorder = steps if isinstance(steps, StepRecorder) else StepRecorder.from_dict(steps)
-    context = _Context(recorder, store)
+def evaluate(rules: RuleSet, steps: StepRecorder, store: SeriesStore) -> Verdict:
+    """Measure every rule and judge it."""
+    context = _Context(steps, store)
     return Verdict(rules.path, rules.name, tuple(_judge(rule, context) for rule in rules.rules))
 
 
 class _Context:
+    """One snapshot of the store, read once: samples by signal and events by kind (the web UI
+    evaluates the live store every few seconds, so rules must not each scan all of it)."""
+
     def __init__(self, recorder: StepRecorder, store: SeriesStore) -> None:
         self.recorder = recorder
-        self.store = store
-        self.phase_events = store.events("phase")
-        times = [s.t for s in store.samples()]
+        self._samples: dict[str, list[Sample]] = defaultdict(list)
+        self._events: dict[str, list[Event]] = defaultdict(list)
+        latest: float | None = None
+        for sample in store.samples():  # in time order per signal, as the store keeps them
+            self._samples[sample.signal].append(sample)
+            latest = sample.t if latest is None else max(latest, sample.t)
+        for event in store.events():
+            self._events[event.kind].append(event)
+            latest = event.t if latest is None else max(latest, event.t)
         # An event still open at evaluation lasts until the last thing we know of.
-        self.horizon = max(times + [e.t for e in store.events()], default=0.0)
+        self.horizon = 0.0 if latest is None else latest
+        self.phase_events = self.events("phase")
+
+    def samples(self, signal: str) -> list[Sample]:
+        return self._samples.get(signal, [])
+
+    def events(self, kind: str) -> list[Event]:
+        return self._events.get(kind, [])
 
     def windows(self, phase: str | None) -> list[Window] | None:
         """Time windows of a phase (None: it never ran); the whole run when phase is None."""
@@ -121,7 +135,7 @@ def _judge(rule: Rule, ctx: _Context) -> RuleResult:
     if metric.family == "step":
         measured, samples, note = _step_value(rule, ctx, windows)
     elif metric.family == "series":
-        measured, samples, note = _series_value(rule, ctx.store, windows or EVERYTHING)
+        measured, samples, note = _series_value(rule, ctx, windows or EVERYTHING)
     else:
         measured, samples, note = _event_value(rule, ctx, windows or EVERYTHING)
 
@@ -151,14 +165,14 @@ def _faults_during(rule: Rule, ctx: _Context, windows: list[Window]) -> tuple[st
     to the rule's instance when it has one. Named as written (the spec) with start and length
     in seconds from the run's start, so a verdict says which fault a failure coincides with."""
     if rule.metric.family == "event" and rule.metric.subject != "fault":
-        own = [e for e in ctx.store.events(rule.metric.subject)
+        own = [e for e in ctx.events(rule.metric.subject)
                if (rule.instance is None or e.instance == rule.instance)
                and _overlaps(e.t, _end(e, ctx), windows)]
         if own:  # the fault began before the gap was seen: allow the detector's delay
             windows = [(e.t - FAULT_SLACK_S, _end(e, ctx)) for e in own]
     origin = ctx.recorder.start or 0.0
     found = []
-    for ev in ctx.store.events("fault"):
+    for ev in ctx.events("fault"):
         if rule.instance is not None and ev.instance != rule.instance:
             continue
         if str(ev.detail.get("fault", "")).startswith("undo "):
@@ -230,10 +244,10 @@ def _matching(rule: Rule, samples: Iterable[Sample]) -> list[Sample]:
             and all(str(s.labels.get(k)) == v for k, v in rule.labels.items())]
 
 
-def _series_value(rule: Rule, store: SeriesStore,
+def _series_value(rule: Rule, ctx: _Context,
                   windows: list[Window]) -> tuple[float | None, int, str]:
     metric = rule.metric
-    every = _matching(rule, store.samples(metric.subject))
+    every = _matching(rule, ctx.samples(metric.subject))
     inside = [s for s in every if _in_windows(s.t, windows)]
     if metric.kind == COUNTER and metric.stat == "increase":
         return _increase(every, windows), len(inside), ""
@@ -300,17 +314,17 @@ def _increase(samples: list[Sample], windows: list[Window]) -> float | None:
 def _event_value(rule: Rule, ctx: _Context,
                  windows: list[Window]) -> tuple[float | None, int | None, str]:
     metric = rule.metric
-    events: list[Event] = [e for e in ctx.store.events(metric.subject)
+    events: list[Event] = [e for e in ctx.events(metric.subject)
                            if rule.instance is None or e.instance == rule.instance]
     overlaps: list[float] = []
     for ev in events:
-        end = ev.end if ev.end is not None else ctx.horizon
-        clipped = sum(max(0.0, min(end, w_end) - max(ev.t, w_start)) for w_start, w_end in windows)
-        if any(ev.t <= w_end and end >= w_start for w_start, w_end in windows):
-            overlaps.append(clipped)
+        end = _end(ev, ctx)
+        if _overlaps(ev.t, end, windows):
+            overlaps.append(sum(max(0.0, min(end, w_end) - max(ev.t, w_start))
+                                for w_start, w_end in windows))
     samples: int | None = None
     if metric.witness:
-        witness = _matching(rule, ctx.store.samples(metric.witness))
+        witness = _matching(rule, ctx.samples(metric.witness))
         samples = sum(_in_windows(s.t, windows) for s in witness)
     if metric.stat == "count":
         value = float(len(overlaps))

@@ -154,8 +154,9 @@ def _percentile(name: str, text: str) -> float:
 
 
 def describe_all() -> list[tuple[str, str]]:
-    """(pattern, meaning) for every metric family: used by docs and `--list-metrics`."""
-    rows = [(f"STEP.{stat}", text) for stat, text in STEP_STATS.items()]
+    """(pattern, meaning) for every metric family: `cyrus-loadtest gate --list-metrics`."""
+    rows = [("STEP", f"one of {', '.join(STEPS)}, {ALL_STEPS} (or a declared extra step)")]
+    rows += [(f"STEP.{stat}", text) for stat, text in STEP_STATS.items()]
     rows.append(("STEP.pNN_ms", "percentile latency in ms, failures count as +inf"))
     for signal, kind in SIGNALS.items():
         aggs = list(AGGREGATIONS[kind]) + ([] if kind == COUNTER else ["pNN"])

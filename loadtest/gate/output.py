@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.gate.evaluate import FAIL, INCONCLUSIVE, PASS, Verdict
+from loadtest.paths import atomic_write
 from loadtest.report.artifacts import JUNIT_FILE, VERDICT_FILE
 
 STYLE = {PASS: "green", FAIL: "bold red", INCONCLUSIVE: "yellow"}
@@ -39,16 +40,8 @@ def print_verdict(verdict: Verdict, console: Console | None = None) -> None:
     (console or Console(width=None if sys.stdout.isatty() else 140)).print(verdict_table(verdict))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # a reader never sees half a verdict
-
-
 def write_verdict_json(verdict: Verdict, path: str | Path) -> Path:
-    path = Path(path)
-    _atomic_write(path, json.dumps(verdict.to_dict(), indent=2) + "\n")
-    return path
+    return atomic_write(path, json.dumps(verdict.to_dict(), indent=2) + "\n")
 
 
 def junit_xml(verdict: Verdict) -> JUnitXml:
@@ -79,7 +72,7 @@ def junit_xml(verdict: Verdict) -> JUnitXml:
 
 def write_junit(verdict: Verdict, path: str | Path) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + ".tmp")  # junitparser writes the file itself
     junit_xml(verdict).write(str(tmp), pretty=True)
     os.replace(tmp, path)
     return path

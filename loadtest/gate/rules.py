@@ -63,7 +63,7 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "metric": self.metric.name, "min": self.min, "max": self.max,
                 "phase": self.phase, "instance": self.instance, "labels": self.labels,
-                "min_samples": self.min_samples, "line": self.line}
+                "scope": self.scope_text, "min_samples": self.min_samples, "line": self.line}
 
 
 @dataclass(frozen=True)

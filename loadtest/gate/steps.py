@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from loadtest.imap.failures import REQUEST_TYPE
+from loadtest.paths import atomic_write
 
 STEPS_FILE = "steps.json"
 STEPS_FORMAT = 1  # bumped when the layout of steps.json changes
@@ -133,12 +135,6 @@ def json_number(value: float | None) -> float | str | None:
     if value is not None and math.isinf(value):
         return "inf"
     return value
-
-
-def from_json_number(value: Any) -> float | None:
-    if value == "inf":
-        return math.inf
-    return None if value is None else float(value)
 
 
 Key = tuple[str, str, str | None, str | None]  # request_type, step, phase, instance
@@ -286,11 +282,7 @@ class StepRecorder:
 
     def save(self, folder: str | Path) -> Path:
         """Write steps.json (atomically: a reader never sees half a file)."""
-        path = Path(folder) / STEPS_FILE
-        tmp = path.with_name(STEPS_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_write(Path(folder) / STEPS_FILE, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRecorder:
@@ -306,12 +298,15 @@ def _key_order(item: tuple[Key, StepStats]) -> tuple[str, ...]:
 
 def locust_listener(recorder: StepRecorder, phase_of: Any = None) -> Any:
     """A function to attach to `environment.events.request`: maps Locust's keyword arguments
-    onto `on_request`. `phase_of()` returns the current phase name (or None); the instance comes
-    from `context["instance"]` (docs/internals.md)."""
+    onto `on_request`. Only IMAP steps count (request type "IMAP"): other rows, such as PACING
+    (schedule lag), are not requests to the server. `phase_of()` returns the current phase name
+    (or None); the instance comes from `context["instance"]` (docs/internals.md)."""
 
     def listener(request_type: str, name: str, response_time: float | None,
                  exception: BaseException | None = None, context: dict[str, Any] | None = None,
                  **_kwargs: Any) -> None:
+        if request_type != REQUEST_TYPE:
+            return
         instance = (context or {}).get("instance")
         recorder.on_request(request_type, name, response_time or 0.0, exception is not None,
                             phase_of() if phase_of else None, instance)

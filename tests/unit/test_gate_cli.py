@@ -103,3 +103,15 @@ def test_truncated_last_line_of_a_killed_run_still_gates(healthy: Path, tmp_path
     with (folder / "series.jsonl").open("a") as fh:
         fh.write('{"t": 1700000059.9, "signal": "load1", "val')  # killed mid-write
     assert cli.run(parse([str(folder), "--rules", str(GATES / "default.toml")])) == EXIT_PASS
+
+
+def test_list_metrics_names_every_signal_and_event(capsys: pytest.CaptureFixture[str]) -> None:
+    from loadtest.cli import main
+    from loadtest.gate.metrics import EVENTS, SIGNALS, STEP_STATS, STEPS
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gate", "--list-metrics"])  # no ARTIFACTS, no --rules: like --help
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in (*SIGNALS, *EVENTS, *STEP_STATS, *STEPS):
+        assert name in out, name

@@ -142,3 +142,12 @@ def test_locust_listener_maps_keyword_arguments() -> None:
     assert rec.select("CONNECT", "flood", "slot2").count == 1
     failed = rec.select("CONNECT", "flood", None)
     assert (failed.count, failed.failures) == (2, 1)
+
+
+def test_locust_listener_keeps_imap_requests_only() -> None:
+    rec = StepRecorder()
+    listener = locust_listener(rec)
+    listener(request_type="PACING", name="SCHEDULE_LAG", response_time=250.0, exception=None,
+             context={})
+    listener(request_type="IMAP", name="NOOP", response_time=1.0, exception=None, context={})
+    assert rec.steps() == ["NOOP"] and rec.select().count == 1
