@@ -175,8 +175,8 @@ def _faults_during(rule: Rule, ctx: _Context, windows: list[Window]) -> tuple[st
     for ev in ctx.events("fault"):
         if rule.instance is not None and ev.instance != rule.instance:
             continue
-        if str(ev.detail.get("fault", "")).startswith("undo "):
-            continue  # the injector cleaning up after the run, not a fault
+        if not _injected(ev):
+            continue
         if not _overlaps(ev.t, _end(ev, ctx), windows):
             continue
         name = str(ev.detail.get("spec") or ev.detail.get("fault") or "fault")
@@ -188,6 +188,13 @@ def _faults_during(rule: Rule, ctx: _Context, windows: list[Window]) -> tuple[st
 
 
 FAULT_SLACK_S = 3.0
+
+
+def _injected(event: Event) -> bool:
+    """A fault event of a fault that was applied: not the injector's clean-up after the run
+    ("undo ..."), not a fault that could not be applied (detail "error")."""
+    return (not str(event.detail.get("fault", "")).startswith("undo ")
+            and "error" not in event.detail)
 
 
 def _end(event: Event, ctx: _Context) -> float:
@@ -315,7 +322,8 @@ def _event_value(rule: Rule, ctx: _Context,
                  windows: list[Window]) -> tuple[float | None, int | None, str]:
     metric = rule.metric
     events: list[Event] = [e for e in ctx.events(metric.subject)
-                           if rule.instance is None or e.instance == rule.instance]
+                           if (rule.instance is None or e.instance == rule.instance)
+                           and (metric.subject != "fault" or _injected(e))]
     overlaps: list[float] = []
     for ev in events:
         end = _end(ev, ctx)

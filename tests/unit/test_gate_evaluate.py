@@ -196,3 +196,24 @@ def test_default_gate_passes_a_healthy_run_and_fails_a_stalled_one() -> None:
     verdict = evaluate(gate, stalled.recorder, stalled.store)
     failed = {r.rule.metric.name for r in verdict.results if r.status == FAIL}
     assert {"heartbeat_gap.longest_s", "listen_overflows.increase"} <= failed
+
+
+def test_fault_metrics_count_applied_faults_only() -> None:
+    """The runner also writes an event for its clean-up after the run ("undo kill-master") and
+    for a fault that could not be applied ("error"): neither is a fault that happened."""
+    store = SeriesStore()
+    store.event("fault", t=T0 + 10, end=T0 + 13, instance="s1", fault="stall-master",
+                spec="stall-master:at=10,duration=3")
+    store.event("fault", t=T0 + 20, end=T0 + 20, instance="s1", fault="kill-master",
+                spec="kill-master:at=20", error="no such process")
+    store.event("fault", t=T0 + 30, end=T0 + 38, instance="s1", fault="undo kill-master",
+                restarted=True)
+    assert one(rule("fault.count", "max", 0), None, store).measured == 1
+    assert one(rule("fault.total_s", "max", 0), None, store).measured == pytest.approx(3.0)
+    assert one(rule("fault.longest_s", "max", 0), None, store).measured == pytest.approx(3.0)
+    steps = StepRecorder()
+    steps.start = T0
+    for i in range(40):  # failed logins throughout: every fault event overlaps them
+        steps.on_request("IMAP", "LOGIN", 5.0, True, None, "s1", t=T0 + i)
+    failed = one(rule("LOGIN.failures", "max", 0), steps, store)
+    assert failed.faults == ("stall-master@s1:at=10,duration=3 (at 10.0 s for 3.0 s)",)
