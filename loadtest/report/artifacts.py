@@ -35,7 +35,6 @@ class RunArtifacts:
     folder: Path
     run: dict[str, Any]
     steps: StepRecorder
-    steps_data: dict[str, Any]
     store: SeriesStore
     verdict: dict[str, Any] | None  # verdict.json when the gate has run
 
@@ -48,11 +47,11 @@ def _read_json(folder: Path, name: str) -> Any:
         raise UsageError(f"artifacts folder {folder}: cannot read {name}: {exc}") from None
 
 
-def check_folder(folder: str | Path, required: tuple[str, ...] = REQUIRED_FILES) -> Path:
-    folder = Path(folder)
+def _checked_run(folder: Path) -> dict[str, Any]:
+    """run.json of a complete folder of this format version, parsed."""
     if not folder.is_dir():
         raise UsageError(f"artifacts folder {folder} does not exist or is not a folder")
-    missing = [name for name in required if not (folder / name).is_file()]
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         raise UsageError(f"artifacts folder {folder} is incomplete: missing {', '.join(missing)}")
     run = _read_json(folder, RUN_FILE)
@@ -60,16 +59,15 @@ def check_folder(folder: str | Path, required: tuple[str, ...] = REQUIRED_FILES)
     if version != FORMAT_VERSION:
         raise UsageError(f"artifacts folder {folder}: {RUN_FILE} has format version {version!r}, "
                          f"this cyrus-loadtest reads version {FORMAT_VERSION}")
-    return folder
+    return run
 
 
 def load_run(folder: str | Path) -> RunArtifacts:
     """Check and read a run's artifacts (the offline gate and the report use this)."""
-    folder = check_folder(folder)
-    run = _read_json(folder, RUN_FILE)
-    steps_data = _read_json(folder, STEPS_FILE)
+    folder = Path(folder)
+    run = _checked_run(folder)
     try:
-        steps = StepRecorder.from_dict(steps_data)
+        steps = StepRecorder.from_dict(_read_json(folder, STEPS_FILE))
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"artifacts folder {folder}: bad {STEPS_FILE}: {exc}") from None
     try:
@@ -77,4 +75,4 @@ def load_run(folder: str | Path) -> RunArtifacts:
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"artifacts folder {folder}: bad series or events: {exc}") from None
     verdict = _read_json(folder, VERDICT_FILE) if (folder / VERDICT_FILE).is_file() else None
-    return RunArtifacts(folder, run, steps, steps_data, store, verdict)
+    return RunArtifacts(folder, run, steps, store, verdict)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from loadtest.paths import atomic_write
 from loadtest.report.artifacts import REPORT_FILE, RunArtifacts
 from loadtest.report.plots import plot_all, time_range
 
@@ -67,8 +67,7 @@ def verdict_section(verdict: dict[str, Any] | None) -> str:
               f"(exit {escape(str(verdict.get('exit_code')))}; {counts.get('pass', 0)} pass, "
               f"{counts.get('fail', 0)} fail, {counts.get('inconclusive', 0)} inconclusive; "
               f"rules from <code>{escape(str(verdict.get('rules_file')))}</code>)</div>")
-    rows = [[escape(r["metric"]), escape(" ".join(
-                 f"{k}={r[k]}" for k in ("phase", "instance") if r.get(k)) or "run"),
+    rows = [[escape(r["metric"]), escape(r.get("scope") or "run"),
              escape(r.get("measured_text", _num(r.get("measured")))), escape(r["threshold"]),
              _num(r.get("samples")), f'<span class="{escape(r["status"])}">'
              f'{escape(r["status"])}</span>', escape(r.get("reason", ""))]
@@ -156,7 +155,4 @@ faults.</p>
 <pre>{escape(options)}</pre>
 </body></html>
 """
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, page)

@@ -71,11 +71,13 @@ PANELS = (
 def time_range(store: SeriesStore, start: float | None = None,
                end: float | None = None) -> tuple[float, float]:
     """The run's start and end: from run.json when known, else from the data."""
-    times = [s.t for s in store.samples()] + [e.t for e in store.events()] + [
-        e.end for e in store.events() if e.end is not None]
-    lo = start if start is not None else min(times, default=0.0)
-    hi = end if end is not None else max(times, default=lo + 1.0)
-    return lo, max(hi, lo + 1.0)
+    if start is None or end is None:
+        events = store.events()
+        times = [s.t for s in store.samples()] + [e.t for e in events] + [
+            e.end for e in events if e.end is not None]
+        start = start if start is not None else min(times, default=0.0)
+        end = end if end is not None else max(times, default=start + 1.0)
+    return start, max(end, start + 1.0)
 
 
 def _groups(samples: list[Sample], panel: Panel, signal: str) -> dict[str, list[Sample]]:
@@ -153,8 +155,9 @@ def plot_panel(panel: Panel, store: SeriesStore, t0: float, t1: float,
     fig.subplots_adjust(left=0.07, right=0.76, top=0.82, bottom=0.16)
     handles = _mark_events(ax, store, t0, t1)
     has_data = False
-    for signal in panel.signals:
-        for label, samples in _groups(store.samples(signal), panel, signal).items():
+    by_signal = {signal: store.samples(signal) for signal in panel.signals}
+    for signal, signal_samples in by_signal.items():
+        for label, samples in _groups(signal_samples, panel, signal).items():
             values = [(s.t - t0, s.value) for s in samples if s.value is not None]
             gaps = [s.t - t0 for s in samples if s.value is None]
             if values:
@@ -182,8 +185,8 @@ def plot_panel(panel: Panel, store: SeriesStore, t0: float, t1: float,
                 fontsize=12, color="#888888")
         ax.set_yticks([])
     else:
-        if panel.log and any(s.value and s.value > 0 for sig in panel.signals
-                             for s in store.samples(sig)):
+        if panel.log and any(s.value and s.value > 0 for samples in by_signal.values()
+                             for s in samples):
             ax.set_yscale("log")
         lines, labels = ax.get_legend_handles_labels()
         ax.legend(lines + handles, labels + [h.get_label() for h in handles], fontsize=7,
@@ -193,11 +196,11 @@ def plot_panel(panel: Panel, store: SeriesStore, t0: float, t1: float,
     return has_data
 
 
-def plot_all(store: SeriesStore, folder: str | Path, start: float | None = None,
-             end: float | None = None) -> list[tuple[Panel, str, bool]]:
-    """Every panel as folder/plot-NAME.png: (panel, file name, has data)."""
+def plot_all(store: SeriesStore, folder: str | Path, t0: float,
+             t1: float) -> list[tuple[Panel, str, bool]]:
+    """Every panel as folder/plot-NAME.png on the axis t0..t1 (`time_range`): (panel, file
+    name, has data)."""
     folder = Path(folder)
-    t0, t1 = time_range(store, start, end)
     out = []
     for panel in PANELS:
         name = f"plot-{panel.name}.png"

@@ -52,7 +52,9 @@ def synthetic_run(seed: int = 7, instances: tuple[str, ...] = ("slot1",),
         store.event("phase", t=T0 + p_start, end=T0 + p_end, name=name)
     for instance in instances if stall else ():
         store.event("fault", t=T0 + STALL[0], end=T0 + STALL[1], instance=instance,
-                    name="stop_master", seconds=STALL[1] - STALL[0])
+                    fault="stall-master",
+                    spec=f"stall-master:at={STALL[0]:g},duration={STALL[1] - STALL[0]:g}",
+                    name="stop_master")
         store.event("stall", t=T0 + STALL[0] + 0.2, end=T0 + STALL[1], instance=instance,
                     signal="greeting_latency_ms")
         store.event("heartbeat_gap", t=T0 + HEARTBEAT_GAP[0], end=T0 + HEARTBEAT_GAP[1],

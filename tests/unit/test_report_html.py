@@ -106,3 +106,12 @@ def test_report_refuses_incomplete_or_foreign_folder(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"run.json has format version 2"):
         cli.run(parser.parse_args([str(folder)]))
     assert not (folder / "report.html").exists() and not list(folder.glob("*.png"))
+
+
+def test_verdict_table_shows_each_rule_scope_with_labels(tmp_path: Path) -> None:
+    folder = write_synthetic_run(tmp_path / "run", synthetic_run(stall=False, scale=0.1))
+    rules = tmp_path / "scoped.toml"
+    rules.write_text('[[rule]]\nmetric = "ready_workers.min"\nmin = 0\nphase = "warmup"\n'
+                     'instance = "slot1"\nlabels = { service = "imap" }\n')
+    page, _ = report(folder, "--rules", str(rules))
+    assert "<td>phase=warmup instance=slot1 service=imap</td>" in page.read_text()
