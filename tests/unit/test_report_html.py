@@ -72,6 +72,8 @@ def test_report_references_every_plot_and_each_exists(tmp_path: Path) -> None:
     body = " ".join(links.text)
     assert "reconnect-flood" in body and "stop_master" in body
     assert "no data" in body  # the synthetic run has no CPU signals
+    # Empty panels are PNGs of more than 5 KB too: only the CPU panel may say "no data".
+    assert text.count("(no data)") == 1 and "CPU of Cyrus and of the generator (no data)" in text
     assert "***" in body and "password" in body  # options shown, redacted as written
 
 
