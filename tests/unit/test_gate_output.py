@@ -12,7 +12,7 @@ from rich.console import Console
 
 from loadtest.gate.evaluate import evaluate
 from loadtest.gate.output import print_verdict, write_outputs
-from loadtest.gate.rules import load_rules
+from loadtest.gate.rules import load_rules, parse_rules
 from loadtest.report.synthetic import synthetic_run
 
 GATES = Path(__file__).resolve().parents[2] / "fixtures" / "gates"
@@ -59,10 +59,14 @@ def test_junit_has_one_case_per_rule_and_parses_back(tmp_path: Path) -> None:
 
 
 def test_verdict_json(tmp_path: Path) -> None:
-    verdict = verdict_of()
+    # CONNECT.max_ms is +inf: the synthetic flood loses some connections.
+    text = (GATES / "example-all.toml").read_text() + '[[rule]]\nmetric = "CONNECT.max_ms"\nmax = 5000\n'
+    run = synthetic_run()
+    verdict = evaluate(parse_rules(text, str(GATES / "example-all.toml")), run.recorder, run.store)
     json_path, _ = write_outputs(verdict, tmp_path)
     data = json.loads(json_path.read_text())  # strict JSON: no Infinity/NaN tokens
     assert "Infinity" not in json_path.read_text() and "NaN" not in json_path.read_text()
+    assert [r["measured"] for r in data["results"] if r["metric"] == "CONNECT.max_ms"] == ["inf"]
     assert data["status"] == "fail" and data["exit_code"] == 1
     assert len(data["results"]) == len(verdict.results)
     first = data["results"][0]
