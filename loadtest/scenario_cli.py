@@ -108,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
         deploy_kwargs["users"] = provision
     root = Path(args.dir).absolute() if args.dir else None
     if root is None and spec.on_disk:
-        user = os.environ.get("USER") or str(os.getuid())
-        root = Path("/var/tmp") / f"cyrus-loadtest-{user}" / f"{args.name}-{os.getpid()}"
+        from loadtest.deploy.deployment import default_root
+
+        # The default deployments' per-user folder name (cyrus-loadtest-USER), on disk.
+        root = Path("/var/tmp") / default_root().parent.name / f"{args.name}-{os.getpid()}"
     label = args.name
     return orchestrate(LoadRun(
         label=label,

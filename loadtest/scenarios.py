@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtest import plugin
-from loadtest.errors import UsageError
 from loadtest.imap.lean import login_command
+from loadtest.paths import on_tmpfs  # noqa: F401 - locustfiles/lockfile_churn.py imports it here
 from loadtest.settings import Option, declare, positive_float, positive_int
-from loadtest.shapes import Phase, PhasedShape
+from loadtest.shapes import Phase, PhasedShape, fast_spawn_rate
 from loadtest.users import ChurnUser, HeldSessionUser, ReconnectFloodUser
 
 GROUP = "cyrus-loadtest scenario"
@@ -37,8 +37,13 @@ declare(
 # Per-user pace of the login rush when --imap-rate is not given: open loop, so a slow server
 # cannot lower the offered load (late sessions show as PACING/SCHEDULE_LAG).
 RUSH_DEFAULT_RATE = 2.0
-# Process budget of the soak: what one live imapd costs (measured PSS ~3.5 MiB on Cyrus 3.6),
-# the share of available memory the soak may take, sockets the generator keeps for itself.
+# Process budget of the soak: what one live imapd costs, the share of available memory the soak
+# may take, sockets the generator keeps for itself. The imapd cost is an assumption rounded up
+# from one measurement (Cyrus 3.6.1 Debian 12, a test deployment with imapd_reuse=1): 10 held
+# sessions after LOGIN and SELECT INBOX, Pss of /proc/PID/smaps_rollup of master's imapd
+# children, median 3902 KiB (3120..3941); idle preforked ones 3.2-3.3 MiB. PSS shares the
+# binary's pages among all children, so with hundreds of sessions it is lower, not higher.
+# Measure again with `cyrus-loadtest deploy up`, held sessions, and that file.
 IMAPD_PSS_BYTES = 4 * 1024 * 1024
 MEMORY_SHARE = 0.5
 GENERATOR_SPARE_FDS = 200
@@ -108,20 +113,15 @@ def machine_limits() -> tuple[int | None, int | None]:
 # -- plans (plain data) -----------------------------------------------------------------------
 
 
-def _fast(*counts: int) -> float:
-    """Spawn rate that reaches a phase's users within about a quarter second."""
-    return float(max(4, 4 * max(counts)))
-
-
 def plan_morning_rush(s: Sizes) -> list[Phase]:
     """Held sessions of the users already at work (20 %), logins ramping to the peak (50 %),
     the peak held (30 %)."""
     t1, t2, d = s.duration * 0.2, s.duration * 0.7, s.duration
     peak = s.held + s.users
     return [
-        Phase("at-work", 0.0, t1, s.held, _fast(s.held), (HeldSessionUser,)),
-        Phase("rush-ramp", t1, t2, peak, _fast(s.users), (RushLoginUser,), ramp_from=s.held),
-        Phase("peak", t2, d, peak, _fast(s.users), (RushLoginUser,)),
+        Phase("at-work", 0.0, t1, s.held, fast_spawn_rate(s.held), (HeldSessionUser,)),
+        Phase("rush-ramp", t1, t2, peak, fast_spawn_rate(s.users), (RushLoginUser,), ramp_from=s.held),
+        Phase("peak", t2, d, peak, fast_spawn_rate(s.users), (RushLoginUser,)),
     ]
 
 
@@ -133,10 +133,10 @@ def plan_reconnect_storm(s: Sizes) -> list[Phase]:
     t1, t2, t3 = d * 0.1, d * 0.35, d * 0.8
     steady = s.held + s.users
     return [
-        Phase("settle", 0.0, t1, s.held, _fast(s.held), (HeldSessionUser,)),
-        Phase("steady", t1, t2, steady, _fast(s.users), (ChurnUser,)),
-        Phase("storm", t2, t3, steady + s.users, _fast(s.users), (StormUser,)),
-        Phase("after-storm", t3, d, steady, _fast(s.users), (ChurnUser,)),
+        Phase("settle", 0.0, t1, s.held, fast_spawn_rate(s.held), (HeldSessionUser,)),
+        Phase("steady", t1, t2, steady, fast_spawn_rate(s.users), (ChurnUser,)),
+        Phase("storm", t2, t3, steady + s.users, fast_spawn_rate(s.users), (StormUser,)),
+        Phase("after-storm", t3, d, steady, fast_spawn_rate(s.users), (ChurnUser,)),
     ]
 
 
@@ -148,7 +148,7 @@ def plan_process_churn(s: Sizes) -> list[Phase]:
     fill_rate = float(min(50, max(4, s.held / max(1.0, t1 * 0.5))))
     return [
         Phase("fill", 0.0, t1, s.held, fill_rate, (HeldSessionUser,)),
-        Phase("soak", t1, d, s.held + s.users, _fast(s.users), (ChurnUser,)),
+        Phase("soak", t1, d, s.held + s.users, fast_spawn_rate(s.users), (ChurnUser,)),
     ]
 
 
@@ -158,8 +158,8 @@ def plan_churn_after_warm_up(s: Sizes, name: str, warm_up: str = "warm-up",
     lock-file scenarios (their difference is the deployment and the fault, not the load)."""
     t1, d = s.duration * share, s.duration
     return [
-        Phase(warm_up, 0.0, t1, s.held, _fast(s.held), (HeldSessionUser,)),
-        Phase(name, t1, d, s.held + s.users, _fast(s.users), (ChurnUser,)),
+        Phase(warm_up, 0.0, t1, s.held, fast_spawn_rate(s.held), (HeldSessionUser,)),
+        Phase(name, t1, d, s.held + s.users, fast_spawn_rate(s.users), (ChurnUser,)),
     ]
 
 
@@ -174,17 +174,6 @@ class ScenarioShape(PhasedShape):
     default_users = 4
     default_held = 4
 
-    def settings(self) -> Any:
-        """The options as they are now: the web UI form may have changed them since init (the
-        first tick comes before test_start, where the plugin re-reads them)."""
-        if self.runner is None:
-            return None
-        environment = self.runner.environment
-        try:
-            return plugin.resolve_settings(environment)
-        except UsageError:  # the plugin reports it at test_start and stops the run
-            return plugin.settings_of(environment)
-
     def sizes(self) -> Sizes:
         settings = self.settings()
 
@@ -195,11 +184,6 @@ class ScenarioShape(PhasedShape):
         return Sizes(float(pick("scenario_duration", self.default_duration)),
                      int(pick("scenario_users", self.default_users)),
                      int(pick("scenario_held", self.default_held)))
-
-    def reset_time(self) -> None:
-        # The web UI may change the options between runs: plan again at each start.
-        super().reset_time()
-        self.__dict__.pop("_phases", None)
 
 
 class MorningRushShape(ScenarioShape):
@@ -268,21 +252,6 @@ class StoresAndSlotsShape(ScenarioShape):
 
     def plan(self) -> list[Phase]:
         return plan_churn_after_warm_up(self.sizes(), "all-slots", warm_up="held")
-
-
-def on_tmpfs(path: str) -> bool:
-    """Whether ``path`` lives on tmpfs (the lock-file scenario needs a disk filesystem)."""
-    best, fstype = "", ""
-    try:
-        with open("/proc/mounts") as fh:
-            for line in fh:
-                parts = line.split()
-                mount = parts[1]
-                if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
-                    best, fstype = mount, parts[2]
-    except OSError:
-        return False
-    return fstype in {"tmpfs", "ramfs"}
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from typing import Any
 from locust import LoadTestShape
 
 from loadtest import plugin
+from loadtest.errors import UsageError
 from loadtest.settings import Option, declare, positive_float, positive_int
 from loadtest.users import ChurnUser, HeldSessionUser, ReconnectFloodUser
 
@@ -44,6 +45,11 @@ class Phase:
         return self.ramp_from + round((self.users - self.ramp_from) * share)
 
 
+def fast_spawn_rate(*counts: int) -> float:
+    """Spawn rate that reaches a phase's users within about a quarter second."""
+    return float(max(4, 4 * max(counts)))
+
+
 def plan_acceptance(duration: float, churn: int, held: int) -> list[Phase]:
     """Warm-up with held sessions (15 %), churn ramp to ``churn`` users (50 %), reconnect
     flood with as many flood users on top (35 %).
@@ -52,7 +58,7 @@ def plan_acceptance(duration: float, churn: int, held: int) -> list[Phase]:
     the counts asked for, while the users already running stay.
     """
     t1, t2 = duration * 0.15, duration * 0.65
-    fast = float(max(held, churn) * 4)
+    fast = fast_spawn_rate(held, churn)
     return [
         Phase("warm-up", 0.0, t1, held, fast, (HeldSessionUser,)),
         Phase("churn-ramp", t1, t2, held + churn, fast, (ChurnUser,), ramp_from=held),
@@ -61,12 +67,28 @@ def plan_acceptance(duration: float, churn: int, held: int) -> list[Phase]:
 
 
 class PhasedShape(LoadTestShape):
-    """Runs a list of phases; subclasses provide `plan()`."""
+    """Runs a list of phases; subclasses provide `plan()`, planned again at each start."""
 
     abstract = True
 
     def plan(self) -> list[Phase]:
         raise NotImplementedError
+
+    def settings(self) -> Any:
+        """The options as they are now: the web UI form may have changed them since init (the
+        first tick comes before test_start, where the plugin re-reads them)."""
+        if self.runner is None:
+            return None
+        environment = self.runner.environment
+        try:
+            return plugin.resolve_settings(environment)
+        except UsageError:  # the plugin reports it at test_start and stops the run
+            return plugin.settings_of(environment)
+
+    def reset_time(self) -> None:
+        # The web UI may change the options between runs: plan again at each start.
+        super().reset_time()
+        self.__dict__.pop("_phases", None)
 
     def tick(self) -> tuple[int, float, list[type]] | tuple[int, float] | None:
         if not hasattr(self, "_phases"):
@@ -85,6 +107,6 @@ class PhasedShape(LoadTestShape):
 
 class AcceptanceShape(PhasedShape):
     def plan(self) -> list[Phase]:
-        settings: Any = plugin.settings_of(self.runner.environment)
+        settings: Any = self.settings()
         return plan_acceptance(float(settings["acceptance_duration"]),
                                int(settings["acceptance_users"]), int(settings["acceptance_held"]))

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.collectors.series import Event
 from loadtest.deploy.deployment import Deployment
 from loadtest.deploy.instance import instance_pids
 from loadtest.deploy.manager import deploy_down, deploy_up
 from loadtest.deploy.procs import pids_mentioning
 from loadtest.deploy.topology import load_topology
-from loadtest.paths import PROJECT_ROOT, fixtures_dir
-from loadtest.scenarios import on_tmpfs
+from loadtest.paths import PROJECT_ROOT, fixtures_dir, on_tmpfs
+from loadtest.report.artifacts import RunArtifacts, load_run
 
 pytestmark = [pytest.mark.cyrus, pytest.mark.slow]
 CLI = [sys.executable, "-m", "loadtest.cli", "scenario"]
@@ -45,13 +46,15 @@ class Result:
     def failing(self) -> list[dict]:
         return [r for r in self.results() if r["status"] == "fail"]
 
-    def events(self, kind: str) -> list[dict]:
-        assert self.folder is not None
-        lines = (self.folder / "events.jsonl").read_text().splitlines()
-        return [e for e in map(json.loads, lines) if e["kind"] == kind]
+    def artifacts(self) -> RunArtifacts:
+        assert self.folder is not None, self.output
+        return load_run(self.folder)
+
+    def events(self, kind: str) -> list[Event]:
+        return self.artifacts().store.events(kind)
 
     def phases(self) -> list[str]:
-        return [e["detail"]["name"] for e in sorted(self.events("phase"), key=lambda e: e["t"])]
+        return [e.detail["name"] for e in sorted(self.events("phase"), key=lambda e: e.t)]
 
 
 def scenario(name: str, artifacts: Path, *args: str, timeout: float = 150) -> Result:
@@ -83,8 +86,8 @@ def assert_failed_by_fault(result: Result, rule_metric: str, fault: str,
     rule = failing[(rule_metric, instance)]
     assert any(f.startswith(fault) for f in rule["faults"]), rule
     assert f"during injected fault {fault}" in rule["reason"]
-    applied = [e for e in result.events("fault") if e["detail"]["fault"] == fault.split("@")[0]]
-    assert applied and "error" not in applied[0]["detail"], result.events("fault")
+    applied = [e for e in result.events("fault") if e.detail["fault"] == fault.split("@")[0]]
+    assert applied and "error" not in applied[0].detail, result.events("fault")
     return rule
 
 
@@ -149,7 +152,7 @@ def test_reconnect_storm_fails_on_a_master_stall(cyrus_deployment: Deployment, t
     rule = assert_failed_by_fault(result, "heartbeat_gap.longest_s", "stall-master@slot1")
     assert 3.0 < rule["measured"] < 6.0
     (stall,) = result.events("fault")
-    assert 3.5 < stall["end"] - stall["t"] < 5.0
+    assert stall.end is not None and 3.5 < stall.end - stall.t < 5.0
 
 
 # -- UC Davis 2007: process churn soak, binary rotation -------------------------------------
@@ -176,8 +179,8 @@ def test_binary_rotation_with_its_own_deployment_loses_no_connection(tmp_path: P
     result = scenario("binary-rotation", tmp_path, "--duration", "15", "--users", "3",
                       "--held", "2", "--provision-users", "10", *FAST_HELD)
     assert_passed(result, ["warm-up", "rotation"])
-    (rotation,) = [e for e in result.events("fault") if e["detail"]["fault"] == "rotate-binary"]
-    assert rotation["detail"]["rotations"] >= 4  # every 3 s for 15 s
+    (rotation,) = [e for e in result.events("fault") if e.detail["fault"] == "rotate-binary"]
+    assert rotation.detail["rotations"] >= 4  # every 3 s for 15 s
     assert "test deployment stopped" in result.output
     assert pids_mentioning(f"/binary-rotation-{os.getpid()}") == []
 
@@ -199,7 +202,7 @@ def test_lockfile_churn_runs_on_disk_and_bounds_the_canary(tmp_path: Path) -> No
     result = scenario("lockfile-churn", tmp_path, "--duration", "15", "--users", "3",
                       "--held", "2", "--provision-users", "10", *FAST_HELD)
     assert_passed(result, ["baseline", "churn"])
-    run = json.loads((result.folder / "run.json").read_text())
+    run = result.artifacts().run
     root = str(Path(run["deployment"]).parent)
     assert root.startswith("/var/tmp/") and not on_tmpfs(root)
     canary = {r["metric"]: r for r in result.results() if r["metric"].startswith("canary")}
@@ -213,11 +216,11 @@ def test_stores_and_slots_judges_each_slot(four_slots: Deployment, tmp_path: Pat
     healthy = scenario("stores-and-slots", tmp_path / "healthy", "--duration", "16",
                        "--users", "4", "--held", "4", "--deployment", four_slots.root, *FAST_HELD)
     assert_passed(healthy, ["held", "all-slots"])
-    steps = json.loads((healthy.folder / "steps.json").read_text())
-    assert {e["instance"] for e in steps["entries"] if e["step"] == "LOGIN"} == {
+    artifacts = healthy.artifacts()
+    assert {instance for _type, step, _phase, instance in artifacts.steps.stats
+            if step == "LOGIN"} == {
         "slot1", "slot2", "slot3", "slot4"}
-    series = (healthy.folder / "series.jsonl").read_text().splitlines()
-    probed = {s["instance"] for s in map(json.loads, series) if s["signal"] == "greeting_latency_ms"}
+    probed = {s.instance for s in artifacts.store.samples("greeting_latency_ms")}
     assert probed == {"slot1", "slot2", "slot3", "slot4"}
 
     stalled = scenario("stores-and-slots", tmp_path / "stalled", "--duration", "16",

@@ -59,15 +59,15 @@ def test_process_churn_fills_then_churns() -> None:
     assert (warm.name, warm.end, churn.name, churn.users) == ("baseline", 15, "churn", 5)
 
 
-@pytest.mark.parametrize("maxchild, mem, nofile, expected", [
-    (400, 24 << 30, 1 << 20, 390),   # master's maxchild less what churn needs
-    (10_000, 24 << 30, 1 << 20, 500),  # the hard cap
-    (10_000, 400 << 20, 1 << 20, 50),  # half of 400 MiB at 4 MiB per imapd
-    (10_000, 24 << 30, 1024, 824),  # the generator's sockets (cap raised below)
-    (5, None, None, 1),  # never below one
+@pytest.mark.parametrize("maxchild, mem, nofile, cap, expected", [
+    (400, 24 << 30, 1 << 20, 500, 390),   # master's maxchild less what churn needs
+    (10_000, 24 << 30, 1 << 20, 500, 500),  # the hard cap
+    (10_000, 400 << 20, 1 << 20, 500, 50),  # half of 400 MiB at 4 MiB per imapd
+    (10_000, 24 << 30, 1024, 1000, 824),  # the generator's sockets (cap raised above them)
+    (5, None, None, 500, 1),  # never below one
 ])
-def test_process_budget(maxchild: int, mem: int | None, nofile: int | None, expected: int) -> None:
-    cap = 1000 if nofile == 1024 else 500
+def test_process_budget(maxchild: int, mem: int | None, nofile: int | None, cap: int,
+                        expected: int) -> None:
     assert process_budget(maxchild, 10, mem, nofile, cap=cap) == expected
 
 
@@ -119,3 +119,27 @@ def test_a_fault_outside_the_failing_interval_is_not_named() -> None:
     result = evaluate(parse_rules('[[rule]]\nmetric = "LOGIN.failures"\nmax = 0\n'
                                   'phase = "early"', "t.toml"), steps, store).results[0]
     assert result.status == FAIL and result.faults == () and "injected" not in result.reason
+
+
+def test_acceptance_shape_plans_again_with_the_options_of_each_start() -> None:
+    """The web UI form may change --acceptance-duration between two runs of one Locust."""
+    import argparse
+
+    from loadtest.shapes import AcceptanceShape
+
+    class Environment:
+        parsed_options = argparse.Namespace(acceptance_duration="90", acceptance_users="10",
+                                            acceptance_held="4")
+
+    class Runner:
+        environment = Environment()
+
+    shape = AcceptanceShape()
+    shape.runner = Runner()
+    assert shape.tick() is not None and shape._phases[-1].end == 90
+    Environment.parsed_options.acceptance_duration = "20"
+    shape.tick()
+    assert shape._phases[-1].end == 90  # a run keeps its plan
+    shape.reset_time()  # Locust's next start
+    shape.tick()
+    assert shape._phases[-1].end == 20
