@@ -27,6 +27,7 @@ from typing import Any
 
 from loadtest.deploy.render import ServiceOptions
 from loadtest.errors import UsageError
+from loadtest.tomllines import TomlLines
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 STORE_KEYS = {"name", "users", "master", "replica", "service"}
@@ -55,40 +56,29 @@ def standalone_slots(instances: int, users: int) -> list[SlotSpec]:
     return [SlotSpec(f"slot{i + 1}", n) for i, n in enumerate(spread(users, instances))]
 
 
-def _line_of(text: str, needle: str, occurrence: int = 0) -> int:
-    """1-based line of the ``occurrence``-th line containing ``needle`` (tomllib gives no
-    positions for semantic errors)."""
-    seen = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            if seen == occurrence:
-                return number
-            seen += 1
-    return 1
-
-
 def parse_topology(text: str, source: str) -> tuple[list[SlotSpec], dict[str, Any]]:
     """Slots and the file-wide service options, or UsageError naming file, line and reason."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{source}: not valid TOML: {exc}") from None
+    lines = TomlLines(text)
     unknown = set(data) - {"service", "store"}
     if unknown:
         key = sorted(unknown)[0]
-        raise UsageError(f"{source}:{_line_of(text, key)}: unknown table or key {key!r} "
+        raise UsageError(f"{source}:{lines.top_level(key) or 1}: unknown table or key {key!r} "
                          "(expected [service] and [[store]])")
     service = data.get("service", {})
     if not isinstance(service, dict):
-        raise UsageError(f"{source}:{_line_of(text, 'service')}: [service] must be a table")
-    ServiceOptions.from_mapping(service, f"{source}:{_line_of(text, '[service]')}")
+        raise UsageError(f"{source}:{lines.top_level('service') or 1}: [service] must be a table")
+    ServiceOptions.from_mapping(service, f"{source}:{lines.table('service') or 1}")
     stores = data.get("store", [])
     if not isinstance(stores, list) or not stores:
         raise UsageError(f"{source}: no [[store]] entries: a topology needs at least one store")
     slots: list[SlotSpec] = []
     seen: set[str] = set()
     for index, store in enumerate(stores):
-        line = _line_of(text, "[[store]]", index)
+        line = lines.array_table("store", index) or 1
         where = f"{source}:{line}"
         extra = set(store) - STORE_KEYS
         if extra:

@@ -25,6 +25,7 @@ from typing import Any
 
 from loadtest.errors import UsageError
 from loadtest.gate.metrics import Metric, parse_metric
+from loadtest.tomllines import TomlLines
 
 RULE_KEYS = ("metric", "min", "max", "phase", "instance", "labels", "min_samples", "name")
 GATE_KEYS = ("min_samples", "extra_steps", "name")
@@ -93,7 +94,7 @@ def load_rules(path: str | Path) -> RuleSet:
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
-    locator = _Locator(text)
+    locator = TomlLines(text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -133,8 +134,16 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
         raise fail(None, "no rules: add at least one [[rule]] table with metric and min or max")
     if not isinstance(raw_rules, list) or not all(isinstance(r, dict) for r in raw_rules):
         raise fail(locator.top_level("rule"), "rules must be written as [[rule]] tables")
+    def rule_line(index: int) -> int | None:
+        # An inline array (rule = [{...}]) has no [[rule]] headers: its first line.
+        return locator.array_table("rule", index) or locator.top_level("rule")
+
+    def rule_key(index: int, key: str) -> int | None:
+        start = rule_line(index)
+        return None if start is None else locator.key_in_section(start, key) or start
+
     rules = tuple(
-        _parse_rule(raw, locator.rule_line(i), lambda key, i=i: locator.rule_key(i, key),
+        _parse_rule(raw, rule_line(i), lambda key, i=i: rule_key(i, key),
                     default_min_samples, tuple(extra_steps), fail)
         for i, raw in enumerate(raw_rules)
     )
@@ -203,55 +212,3 @@ def _min_samples(value: Any, fail: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise fail(f"min_samples = {value!r} is not a whole number >= 0")
     return value
-
-
-class _Locator:
-    """tomllib gives no line numbers for values: find them by scanning the text for the table
-    headers and keys (good enough for the [[rule]] form the docs prescribe)."""
-
-    _HEADER = re.compile(r"^\s*\[(\[?)\s*([A-Za-z0-9_.\"-]+)\s*\]\]?\s*(#.*)?$")
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        # (line number, name, is_array) of every table header
-        self.headers: list[tuple[int, str, bool]] = []
-        for number, line in enumerate(self.lines, 1):
-            match = self._HEADER.match(line)
-            if match:
-                self.headers.append((number, match.group(2).strip('"'), bool(match.group(1))))
-
-    def _key_in(self, start: int, end: int, key: str) -> int | None:
-        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
-        for number in range(start, min(end, len(self.lines)) + 1):
-            if pattern.match(self.lines[number - 1]):
-                return number
-        return None
-
-    def _section_end(self, header_line: int) -> int:
-        later = [n for n, _, _ in self.headers if n > header_line]
-        return later[0] - 1 if later else len(self.lines)
-
-    def top_level(self, key: str) -> int | None:
-        for number, name, _ in self.headers:
-            if name == key:
-                return number
-        first = self.headers[0][0] - 1 if self.headers else len(self.lines)
-        return self._key_in(1, first, key)
-
-    def in_table(self, table: str, key: str) -> int | None:
-        for number, name, is_array in self.headers:
-            if name == table and not is_array:
-                return self._key_in(number + 1, self._section_end(number), key) or number
-        return None
-
-    def rule_line(self, index: int) -> int | None:
-        rule_headers = [n for n, name, is_array in self.headers if name == "rule" and is_array]
-        if index < len(rule_headers):
-            return rule_headers[index]
-        return self.top_level("rule")
-
-    def rule_key(self, index: int, key: str) -> int | None:
-        start = self.rule_line(index)
-        if start is None:
-            return None
-        return self._key_in(start, self._section_end(start), key) or start

@@ -146,3 +146,20 @@ def test_parse_metric_families() -> None:
     assert parse_metric("listen_overflows.increase").kind == "counter"
     assert parse_metric("greeting_latency_ms.p99.9").percentile == 99.9
     assert parse_metric("heartbeat_gap.longest_s").witness == "heartbeat_age_s"
+
+
+def test_toml_lines_find_headers_and_keys_of_any_table() -> None:
+    """The line finder shared with deploy/topology.py (tomllib gives no value positions)."""
+    from loadtest.tomllines import TomlLines
+
+    text = ("top = 1\n[service]\n[[store]]\nname = 'a'\n# name = 'no'\n[store.service]\n"
+            "maxchild = 5\n\n[[store]]\n  \"name\" = 'b'\n")
+    lines = TomlLines(text)
+    assert (lines.top_level("top"), lines.top_level("store"), lines.top_level("nothing")) == (
+        1, 3, None)
+    assert lines.table("service") == 2 and lines.in_table("service", "name") == 2  # empty table
+    assert (lines.array_table("store", 0), lines.array_table("store", 1),
+            lines.array_table("store", 2)) == (3, 9, None)
+    assert lines.array_key("store", 1, "name") == 10
+    assert lines.array_key("store", 0, "maxchild") == 3  # in [store.service]: not the store's own
+    assert lines.in_table("store.service", "maxchild") == 7
