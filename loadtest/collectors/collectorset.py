@@ -36,8 +36,8 @@ class CollectorSet:
     what the collectors opened and flushes a last time."""
 
     def __init__(self, targets: Iterable[Target], store: SeriesStore,
-                 config: CollectorConfig | None = None, *, artifacts: str | Path | None = None,
-                 generator_pid: int | None = None) -> None:
+                 config: CollectorConfig | None = None, *,
+                 artifacts: str | Path | None = None) -> None:
         self.config = config or CollectorConfig()
         self.store = store
         self.targets = list(targets)
@@ -50,7 +50,7 @@ class CollectorSet:
         self.samplers: list[Any] = []
         self.probes: list[ProbeSampler] = []
         if "machine" in enabled:
-            self.samplers.append(MachineSampler(self.ctx, generator_pid))
+            self.samplers.append(MachineSampler(self.ctx))
         for target in self.targets:
             if "master" in enabled:
                 self.samplers.append(MasterSampler(self.ctx, target))
@@ -130,13 +130,7 @@ class CollectorSet:
         for sampler in self.samplers:
             sampler.finish(now)
         self.gaps.close_all(now)
-        self._close_own_events(now)
+        # Stalls and heartbeat gaps still open end now, marked open_at_end.
+        self.store.close_open_events(now, kinds=("stall", "heartbeat_gap"))
         self.flush()
         self.runtime.close()
-
-    def _close_own_events(self, now: float) -> None:
-        """Stalls and heartbeat gaps still open at the end: they end now, marked as such."""
-        for kind in ("stall", "heartbeat_gap"):
-            for event in self.store.events(kind):
-                if event.end is None:
-                    self.store.close_event(event, end=now, open_at_end=True)

@@ -49,14 +49,14 @@ class CollectorConfig:
 
     def updated(self, values: Mapping[str, Any], source: str) -> CollectorConfig:
         """A copy with ``values`` applied (strings are converted), naming ``source`` in errors."""
-        kinds = {f.name: f.type for f in fields(self)}
+        known = {f.name for f in fields(self)}
         clean: dict[str, Any] = {}
         for key, raw in values.items():
             if raw is None:
                 continue
-            if key not in kinds:
+            if key not in known:
                 raise UsageError(f"unknown collector setting {key!r} in {source} "
-                                 f"(known: {', '.join(sorted(kinds))})")
+                                 f"(known: {', '.join(sorted(known))})")
             if key == "collectors":
                 items = raw.split(",") if isinstance(raw, str) else list(raw)
                 clean[key] = tuple(i.strip() for i in items if i.strip())

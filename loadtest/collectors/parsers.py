@@ -195,10 +195,6 @@ class PidStat:
     starttime: int  # ticks after boot: with pid, identifies a process across pid reuse
 
     @property
-    def cpu_ticks(self) -> int:
-        return self.utime + self.stime
-
-    @property
     def cpu_ticks_with_children(self) -> int:
         return self.utime + self.stime + self.cutime + self.cstime
 

@@ -1,7 +1,7 @@
 """The samplers: each reads one source on the fixed clock and appends to the SeriesStore.
 
-A sampler's ``read`` does only the file or socket I/O and runs in an OS thread with a deadline;
-``process`` parses and records. Faults are results: a source that is missing, unreadable or hung
+A sampler's ``read`` does the file or socket I/O (parsing only what it needs to decide what to
+read next) and runs in an OS thread with a deadline; ``process`` records. Faults are results: a source that is missing, unreadable or hung
 becomes a gap (value None, ``labels.why``) and one "collector_gap" event, and the others go on.
 """
 
@@ -15,8 +15,7 @@ import os
 import threading
 import time
 import urllib.request
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from loadtest.collectors.probe import Credential, HeldSession, probe_once
 from loadtest.collectors.runtime import Clock, Runtime, Stopped
 from loadtest.collectors.series import Event, SeriesStore
 from loadtest.collectors.stall import HeartbeatTracker, HeldResult, ProbeResult, find_stalls
+from loadtest.deploy.procs import pid_alive
 
 log = logging.getLogger("loadtest.collectors")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -34,6 +34,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 class Fault(Exception):
     """A source cannot be read; the message says why, once, in the gap event."""
+
+
+class MasterGone(Fault):
+    """Master's pid is not running (stopped, killed, or a zombie not yet reaped)."""
 
 
 class Gaps:
@@ -127,8 +131,8 @@ def master_pid(target: Target) -> int:
         pid = target.master_pid
     if pid is None:
         raise Fault(f"no master pid (pid file {target.pid_file} unreadable, none in deployment)")
-    if not os.path.exists(f"/proc/{pid}"):
-        raise Fault(f"master pid {pid} gone (server stopped?)")
+    if not pid_alive(pid):
+        raise MasterGone(f"master pid {pid} gone (server stopped?)")
     return pid
 
 
@@ -170,6 +174,8 @@ class Sampler:
             return
         except TimeoutError as exc:
             self.on_timeout(t, exc)
+        except MasterGone as exc:
+            self.on_master_gone(t, str(exc))
         except Fault as exc:
             self.on_fault(t, str(exc))
         except PermissionError as exc:
@@ -187,6 +193,9 @@ class Sampler:
 
     def on_fault(self, t: float, why: str) -> None:
         self.ctx.gaps.gap(self.name, self.instance, why, t, self.signals)
+
+    def on_master_gone(self, t: float, why: str) -> None:
+        self.on_fault(t, why)
 
     def add(self, signal: str, value: float | None, t: float, **labels: Any) -> None:
         self.ctx.store.add(signal, value, t=t, instance=self.instance, **labels)
@@ -291,12 +300,12 @@ class MasterSampler(Sampler):
             self.ctx.store.event("heartbeat_gap", t=gap.start, end=gap.end,
                                  instance=self.instance, master_stall=True, **detail)
 
-    def on_fault(self, t: float, why: str) -> None:
+    def on_master_gone(self, t: float, why: str) -> None:
         # No heartbeat can be judged without master; a gap left open ends where we lost sight.
-        if self._gap_event is not None and "gone" in why:
+        if self._gap_event is not None:
             self.ctx.store.close_event(self._gap_event, end=t, master_gone=True)
             self._gap_event = None
-        super().on_fault(t, why)
+        super().on_master_gone(t, why)
 
 
 # -- master's children from /proc -----------------------------------------------------------------
@@ -316,118 +325,122 @@ class ProcessSampler(Sampler):
 
     def read(self) -> dict[str, Any]:
         pid = master_pid(self.target)
-        master = read_text(f"/proc/{pid}/stat")
-        children: dict[int, str] = {}
-        for child in parsers.parse_children(read_text(f"/proc/{pid}/task/{pid}/children")):
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # just exited
-                children[child] = read_text(f"/proc/{child}/stat")
+        master = parsers.parse_pid_stat(read_text(f"/proc/{pid}/stat"))
+        children: dict[tuple[int, int], parsers.PidStat] = {}  # (pid, starttime) -> stat
         known = set(self._services)
         environ: dict[int, tuple[bytes | None, bytes | None, str | None]] = {}
-        for child, stat in children.items():
+        for child in parsers.parse_children(read_text(f"/proc/{pid}/task/{pid}/children")):
             try:
-                key = (child, parsers.parse_pid_stat(stat).starttime)
-            except parsers.ParseError:
-                continue
-            if key in known:
-                continue
-            env = cmd = None
-            why = None
-            try:
-                with open(f"/proc/{child}/environ", "rb") as fh:
-                    env = fh.read()
-            except PermissionError:
-                why = f"permission denied on /proc/{child}/environ: services named from cmdline"
-            except OSError:
-                pass
-            if not env:
-                try:
-                    with open(f"/proc/{child}/cmdline", "rb") as fh:
-                        cmd = fh.read()
-                except OSError:
-                    pass
-            environ[child] = (env, cmd, why)
-        return {"master": master, "children": children, "environ": environ}
-
-    def process(self, t: float, data: dict[str, Any]) -> None:
-        master = parsers.parse_pid_stat(data["master"])
-        ticks = master.cpu_ticks_with_children
-        current: dict[tuple[int, int], str] = {}
-        for child, text in data["children"].items():
-            try:
-                stat = parsers.parse_pid_stat(text)
-            except parsers.ParseError:
+                stat = parsers.parse_pid_stat(read_text(f"/proc/{child}/stat"))
+            except (FileNotFoundError, ProcessLookupError, parsers.ParseError):  # just exited
                 continue
             key = (child, stat.starttime)
+            children[key] = stat
+            if key not in known:
+                environ[child] = self._naming(child)
+        return {"master": master, "children": children, "environ": environ}
+
+    @staticmethod
+    def _naming(child: int) -> tuple[bytes | None, bytes | None, str | None]:
+        """What names a new child's service: its environment, else its command line."""
+        env = cmd = None
+        why = None
+        try:
+            with open(f"/proc/{child}/environ", "rb") as fh:
+                env = fh.read()
+        except PermissionError:
+            why = f"permission denied on /proc/{child}/environ: services named from cmdline"
+        except OSError:
+            pass
+        if not env:
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as fh:
+                    cmd = fh.read()
+            except OSError:
+                pass
+        return env, cmd, why
+
+    def process(self, t: float, data: dict[str, Any]) -> None:
+        ticks = data["master"].cpu_ticks_with_children
+        current: dict[tuple[int, int], str] = {}
+        imapd = 0
+        for key, stat in data["children"].items():
             service = self._services.get(key)
             if service is None:
-                env, cmd, why = data["environ"].get(child, (None, None, None))
+                env, cmd, why = data["environ"].get(key[0], (None, None, None))
                 if why:
                     self.ctx.gaps.note(self.name, self.instance, why, t)
                 service = parsers.service_of(env, cmd)
                 self._services[key] = service
             current[key] = service
             ticks += stat.cpu_ticks_with_children
-        counts: dict[str, int] = {}
-        for service in current.values():
-            counts[service] = counts.get(service, 0) + 1
+            imapd += stat.comm == "imapd"
+        counts = Counter(current.values())
         for service, count in sorted(counts.items()):
             self.add("child_processes", count, t, service=service)
-        self.add("imapd_processes", sum(1 for k in current if self._is_imapd(data, k[0])), t)
+        self.add("imapd_processes", imapd, t)
         if self._previous is not None:
-            spawned = {k: current[k] for k in current.keys() - self._previous}
             exited = self._previous - current.keys()
-            for service in sorted(set(counts) | {self._services.get(k, "unknown")
-                                                 for k in exited}):
-                self.add("process_spawns", sum(1 for s in spawned.values() if s == service), t,
-                         service=service)
-                self.add("process_exits",
-                         sum(1 for k in exited if self._services.get(k) == service), t,
-                         service=service)
+            spawns = Counter(current[k] for k in current.keys() - self._previous)
+            exits = Counter(self._services[k] for k in exited)  # named when first seen
+            for service in sorted(counts.keys() | exits.keys()):
+                self.add("process_spawns", spawns[service], t, service=service)
+                self.add("process_exits", exits[service], t, service=service)
             for key in exited:
-                self._services.pop(key, None)
+                del self._services[key]
         self._previous = set(current)
         if self._cpu is not None and t > self._cpu[0]:
             percent = 100.0 * (ticks - self._cpu[1]) / CLK_TCK / (t - self._cpu[0])
             self.add("cyrus_cpu_percent", max(0.0, percent), t)
         self._cpu = (t, ticks)
 
-    @staticmethod
-    def _is_imapd(data: dict[str, Any], pid: int) -> bool:
-        text = data["children"].get(pid, "")
-        return "(imapd)" in text
-
 
 # -- listen backlog ---------------------------------------------------------------------------------
 
-def read_listeners_netlink() -> list[bytes]:
-    """Raw sock_diag replies listing the host's TCP listeners (v4 and v6).
+Listeners = tuple[list[parsers.ListenSocket], dict[int, int]]  # sockets, port -> backlog limit
+
+
+def read_listeners_netlink() -> Listeners:
+    """The host's TCP listeners (v4 and v6) and their backlog limits, from sock_diag.
 
     The C-level socket class is used on purpose: this runs in an OS thread, where gevent's
     patched socket would need a hub of its own."""
     import _socket
 
-    replies = []
+    sockets: list[parsers.ListenSocket] = []
+    limits: dict[int, int] = {}
     sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, 4)  # NETLINK_SOCK_DIAG
     try:
         sock.settimeout(1.0)
         for seq, family in enumerate((_socket.AF_INET, _socket.AF_INET6), 1):
             sock.sendto(parsers.inet_diag_listen_request(family, seq), (0, 0))
-            data = b""
-            while True:
-                data += sock.recv(65536)
-                if parsers.parse_inet_diag(data)[2]:
-                    break
-            replies.append(data)
+            done = False
+            while not done:
+                # Each recv is one datagram of whole messages: parse it once, as it comes.
+                found, found_limits, done = parsers.parse_inet_diag(sock.recv(65536))
+                sockets += found
+                for port, limit in found_limits.items():
+                    limits[port] = limits.get(port, 0) + limit
     finally:
         sock.close()
-    return replies
+    return sockets, limits
+
+
+def read_listeners_proc() -> Listeners:
+    """The same from /proc/net/tcp and tcp6 (no backlog limits there)."""
+    texts = [read_text("/proc/net/tcp")]
+    if os.path.exists("/proc/net/tcp6"):
+        texts.append(read_text("/proc/net/tcp6"))
+    return [s for text in texts for s in parsers.parse_proc_net_tcp(text)], {}
 
 
 class BacklogSampler(Sampler):
     """The accept queue of the instance's listening socket (and its limit, master -l).
 
     sock_diag (netlink) lists only listeners; /proc/net/tcp, the fallback, lists every socket
-    of the host (thousands of TIME_WAITs under churn) and cost ten times more CPU."""
+    of the host (thousands of TIME_WAITs under churn). Measured with
+    benchmarks/collectors_cost.py when sock_diag was added: 0.13 % of a core through netlink
+    against 1.44 % through /proc/net/tcp."""
 
     name = "backlog"
     signals = ("listen_queue",)
@@ -437,30 +450,18 @@ class BacklogSampler(Sampler):
         self.target = target
         self.netlink = True
 
-    def read(self) -> tuple[str, list[Any]]:
+    def read(self) -> tuple[str, Listeners]:
         if self.netlink:
             try:
                 return "netlink", read_listeners_netlink()
             except (OSError, parsers.ParseError):
                 self.netlink = False
-        texts = [read_text("/proc/net/tcp")]
-        if os.path.exists("/proc/net/tcp6"):
-            texts.append(read_text("/proc/net/tcp6"))
-        return "proc", texts
+        return "proc", read_listeners_proc()
 
-    def process(self, t: float, data: tuple[str, list[Any]]) -> None:
-        source, raw = data
-        limits: dict[int, int] = {}
-        if source == "netlink":
-            sockets = []
-            for reply in raw:
-                found, reply_limits, _done = parsers.parse_inet_diag(reply)
-                sockets += found
-                for port, limit in reply_limits.items():
-                    limits[port] = limits.get(port, 0) + limit
-        else:
+    def process(self, t: float, data: tuple[str, Listeners]) -> None:
+        source, (sockets, limits) = data
+        if source == "proc":
             self.ctx.gaps.note(self.name, None, "sock_diag unavailable: reading /proc/net/tcp", t)
-            sockets = [s for text in raw for s in parsers.parse_proc_net_tcp(text)]
         queue = parsers.listen_queue(sockets, self.target.port)
         if queue is None:
             raise Fault(f"nothing listens on port {self.target.port} (server stopped?)")
@@ -490,9 +491,9 @@ class MachineSampler(Sampler):
     name = "machine"
     signals = ("load1", "procs_running", "procs_blocked")
 
-    def __init__(self, ctx: Context, generator_pid: int | None = None) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx, None)
-        self.generator_pid = generator_pid or os.getpid()
+        self.generator_pid = os.getpid()
         self._previous: tuple[float, parsers.ProcStat, int] | None = None
         self._netstat0: dict[str, int] | None = None
 
@@ -587,7 +588,7 @@ class ProbeSampler:
         self.probe_user = users[0] if users else None
         self._lock = threading.Lock()
         self._probes: deque[ProbeResult] = deque()
-        self._pending: dict[float, float] = {}  # start t -> scheduled; probes still running
+        self._pending: set[float] = set()  # scheduled times of probes still running
         self._held: deque[HeldResult] = deque()
         self._stall_events: dict[float, Event] = {}
         self._closed_stalls: set[float] = set()
@@ -603,7 +604,7 @@ class ProbeSampler:
 
     def tick(self, t: float) -> None:
         with self._lock:
-            self._pending[t] = t
+            self._pending.add(t)
         self.ctx.runtime.spawn(self._probe, t)
         if self.held is not None:
             self.held.noop(t)
@@ -629,8 +630,6 @@ class ProbeSampler:
                 else:
                     add(signal, None, t=t, instance=inst, outcome="failed", why=out.failure)
                 break
-            if step == "login" and self.probe_user is None:
-                break
         if out.failed_step in ("connect", "greeting"):
             elapsed = self.timeout if out.timed_out else None
             greeted = False
@@ -639,19 +638,15 @@ class ProbeSampler:
         if elapsed is None:
             elapsed = max(0.0, self.ctx.clock.now() - t)
         with self._lock:
-            self._pending.pop(t, None)
+            self._pending.discard(t)
             self._probes.append(ProbeResult(t, elapsed, greeted))
 
     def _on_noop(self, t: float, seconds: float | None, why: str | None) -> None:
-        if why is None:
-            self.ctx.store.add("held_noop_latency_ms", seconds * 1000.0, t=t,  # type: ignore[operator]
-                               instance=self.instance)
-        elif seconds is not None:
-            self.ctx.store.add("held_noop_latency_ms", seconds * 1000.0, t=t,
-                               instance=self.instance, outcome="timeout", why=why)
-        else:
-            self.ctx.store.add("held_noop_latency_ms", None, t=t, instance=self.instance,
-                               outcome="failed", why=why)
+        # An answer; a timeout (the wait so far, marked); or a failure (a gap).
+        labels = {} if why is None else {"outcome": "failed" if seconds is None else "timeout",
+                                         "why": why}
+        self.ctx.store.add("held_noop_latency_ms", None if seconds is None else seconds * 1000.0,
+                           t=t, instance=self.instance, **labels)
         with self._lock:
             self._held.append(HeldResult(t, seconds if why is None else None))
 
@@ -697,15 +692,11 @@ class ProbeSampler:
         self.analyse(t)
 
 
-def make_target(instance: Any, users: list[Credential], metrics_url: str = "") -> Target:
+def make_target(instance: Any, users: list[Credential]) -> Target:
     """A Target from a deployment InstanceInfo."""
     options = instance.options or {}
     return Target(name=instance.name, host=instance.host, port=int(instance.port),
                   pid_file=instance.pid_file, master_pid=instance.master_pid,
                   stats_file=instance.stats_file, data_dir=instance.data_dir,
                   proc_dir=instance.proc_dir, listen_backlog=options.get("listen_backlog"),
-                  metrics_url=metrics_url, users=tuple(users))
-
-
-SamplerLike = Sampler | ProbeSampler
-TickFn = Callable[[float], None]
+                  users=tuple(users))

@@ -92,6 +92,16 @@ class SeriesStore:
                 and (instance is None or s.instance == instance)
                 and s.t >= since]
 
+    def tail(self, cursor: int) -> tuple[list[Sample], int]:
+        """Samples appended since the first ``cursor`` ones, and how many there are now. A cursor
+        past the end (or negative: not from this store) starts again from 0. Copies only the
+        new samples, so a poller following the store pays for what is new, not for the run."""
+        with self._lock:
+            total = len(self._samples)
+            if cursor < 0 or cursor > total:
+                cursor = 0
+            return self._samples[cursor:], total
+
     def events(self, kind: str | None = None) -> list[Event]:
         with self._lock:
             return [e for e in self._events if kind is None or e.kind == kind]
@@ -104,7 +114,8 @@ class SeriesStore:
     # -- files -----------------------------------------------------------------------------
     def flush(self, folder: str | Path) -> None:
         """Append what is new since the last flush. Open events are written once they close
-        (and, still open, by `flush(final=True)` through `close_open_events`)."""
+        (at the end of a run, `close_open_events` closes those still open, before the last
+        flush)."""
         folder = Path(folder)
         with self._lock:
             new_samples = self._samples[self._flushed_samples:]
@@ -115,12 +126,15 @@ class SeriesStore:
         _append_jsonl(folder / SERIES_FILE, (s.to_json() for s in new_samples))
         _append_jsonl(folder / EVENTS_FILE, (e.to_json() for e in closed))
 
-    def close_open_events(self, end: float | None = None) -> None:
-        """At the end of a run: an event still open (a stall that never recovered) ends now."""
+    def close_open_events(self, end: float | None = None,
+                          kinds: Iterable[str] | None = None) -> None:
+        """At the end of a run: an event still open (a stall that never recovered) ends now,
+        marked ``open_at_end``. ``kinds``: only events of these kinds (default: every kind)."""
         end = time.time() if end is None else end
+        wanted = None if kinds is None else frozenset(kinds)
         with self._lock:
             for ev in self._events:
-                if ev.end is None:
+                if ev.end is None and (wanted is None or ev.kind in wanted):
                     ev.end = end
                     ev.detail.setdefault("open_at_end", True)
 

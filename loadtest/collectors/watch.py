@@ -19,11 +19,9 @@ from loadtest.errors import UsageError
 from loadtest.safety import check_target
 
 DEFAULT_DURATION_S = 600.0
-# Flag -> CollectorConfig field.
-SETTING_FLAGS = {"interval": "interval", "probe_rate": "probe_rate",
-                 "probe_timeout": "probe_timeout", "greeting_threshold": "greeting_threshold",
-                 "heartbeat_threshold": "heartbeat_threshold", "metrics_url": "metrics_url",
-                 "collectors": "collectors"}
+# Flags that set the CollectorConfig field of the same name.
+SETTING_FLAGS = ("interval", "probe_rate", "probe_timeout", "greeting_threshold",
+                 "heartbeat_threshold", "metrics_url", "collectors")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,10 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> CollectorConfig:
     config = CollectorConfig()
-    for flag, field_name in SETTING_FLAGS.items():
+    for flag in SETTING_FLAGS:
         value = getattr(args, flag, None)
         if value is not None:
-            config = config.updated({field_name: value}, f"flag --{flag.replace('_', '-')}")
+            config = config.updated({flag: value}, f"flag --{flag.replace('_', '-')}")
     return config
 
 
@@ -69,19 +67,39 @@ def parse_duration(raw: str) -> float:
     return duration
 
 
+class Newest:
+    """The newest sample per series, following a store: each ``update`` reads only the samples
+    added since the previous one."""
+
+    def __init__(self, store: SeriesStore) -> None:
+        self.store = store
+        self._cursor = 0
+        self._newest: dict[tuple[str, str, str], Sample] = {}
+
+    def update(self) -> None:
+        added, self._cursor = self.store.tail(self._cursor)
+        for sample in added:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            key = (sample.instance or "host", sample.signal, labels)
+            if key not in self._newest or sample.t >= self._newest[key].t:
+                self._newest[key] = sample
+
+    def rows(self, since: float) -> list[tuple[str, str, str, str]]:
+        """(instance, signal, labels, value) of the series whose newest sample is at or after
+        ``since``."""
+        rows = []
+        for (instance, signal, labels), sample in sorted(self._newest.items()):
+            if sample.t >= since:
+                value = "gap" if sample.value is None else f"{sample.value:.6g}"
+                rows.append((instance, signal, labels, value))
+        return rows
+
+
 def latest(store: SeriesStore, since: float) -> list[tuple[str, str, str, str]]:
     """(instance, signal, labels, value) of the newest sample per series since ``since``."""
-    newest: dict[tuple[str, str, str], Sample] = {}
-    for sample in store.samples(since=since):
-        labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-        key = (sample.instance or "host", sample.signal, labels)
-        if key not in newest or sample.t >= newest[key].t:
-            newest[key] = sample
-    rows = []
-    for (instance, signal, labels), sample in sorted(newest.items()):
-        value = "gap" if sample.value is None else f"{sample.value:.6g}"
-        rows.append((instance, signal, labels, value))
-    return rows
+    newest = Newest(store)
+    newest.update()
+    return newest.rows(since)
 
 
 def describe_event(event: Event) -> str:
@@ -92,14 +110,15 @@ def describe_event(event: Event) -> str:
            f"[{event.instance or 'host'}] {length} {what}"
 
 
-def _render(store: SeriesStore, since: float) -> Any:
+def _render(store: SeriesStore, newest: Newest, since: float) -> Any:
     from rich.console import Group
     from rich.table import Table
 
     table = Table(title="cyrus-loadtest watch", expand=False)
     for column in ("instance", "signal", "labels", "value"):
         table.add_column(column, justify="right" if column == "value" else "left")
-    for row in latest(store, since):
+    newest.update()
+    for row in newest.rows(since):
         table.add_row(*row)
     events = Table(title="events (stalls, heartbeat gaps, collector gaps)")
     events.add_column("event")
@@ -122,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     collectors = CollectorSet.from_deployment(deployment, store, config,
                                               instances=[i.name for i in instances],
                                               artifacts=args.artifacts)
+    newest = Newest(store)
     end = time.monotonic() + duration
     collectors.start()
     try:
@@ -130,16 +150,17 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(min(1.0, max(0.0, end - time.monotonic())))
                 since = time.time() - 2 * config.interval
                 print(f"--- {time.strftime('%H:%M:%S')}")
-                for row in latest(store, since):
+                newest.update()
+                for row in newest.rows(since):
                     print("  ".join(part for part in row if part))
                 sys.stdout.flush()
         else:
             from rich.live import Live
 
-            with Live(_render(store, 0), refresh_per_second=2, screen=False) as live:
+            with Live(_render(store, newest, 0), refresh_per_second=2, screen=False) as live:
                 while time.monotonic() < end:
                     time.sleep(min(1.0, max(0.0, end - time.monotonic())))
-                    live.update(_render(store, time.time() - 2 * config.interval))
+                    live.update(_render(store, newest, time.time() - 2 * config.interval))
     except KeyboardInterrupt:
         pass
     finally:

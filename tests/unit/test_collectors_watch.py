@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from loadtest.collectors import SeriesStore
-from loadtest.collectors.watch import add_arguments, latest, run
+from loadtest.collectors.watch import Newest, add_arguments, latest, run
 from loadtest.errors import UsageError
 
 
@@ -45,3 +45,16 @@ def test_latest_keeps_the_newest_sample_per_series() -> None:
         ("s1", "ready_workers", "family=daemon,service=idled", "1"),
         ("s1", "ready_workers", "family=ipv4,service=imap", "0"),
     ]
+
+
+def test_newest_follows_the_store_reading_only_what_is_new() -> None:
+    store = SeriesStore()
+    newest = Newest(store)
+    store.add("load1", 0.5, t=10.0)
+    newest.update()
+    assert newest.rows(since=9.0) == [("host", "load1", "", "0.5")]
+    store.add("load1", 0.75, t=12.0)
+    store.add("load1", 0.25, t=11.0)  # late: not the newest
+    newest.update()
+    assert newest.rows(since=9.0) == [("host", "load1", "", "0.75")]
+    assert newest.rows(since=13.0) == []
