@@ -71,20 +71,28 @@ def series_key(signal: str, instance: str | None) -> str:
     return signal if instance is None else f"{signal}@{instance}"
 
 
+Points = dict[str, list[list[Any]]]
+
+
 def new_points(samples: Sequence[Sample], cursor: int,
-               signals: Iterable[str] = CHARTED_SIGNALS) -> tuple[dict[str, list[list[Any]]], int]:
-    """Points of the charted signals among ``samples[cursor:]`` and the next cursor.
+               signals: Iterable[str] = CHARTED_SIGNALS) -> tuple[Points, int]:
+    """Points of the charted signals among ``samples[cursor:]`` and the next cursor. A cursor
+    past the end (a new run's store) starts again from 0."""
+    if cursor < 0 or cursor > len(samples):
+        cursor = 0
+    return chart_points(samples[cursor:], signals), len(samples)
+
+
+def chart_points(samples: Iterable[Sample], signals: Iterable[str] = CHARTED_SIGNALS) -> Points:
+    """Points of the charted signals among ``samples``, per series key, in time order.
 
     Samples of one key at the same time (one per service and address family, e.g. ready
     workers of imap on ipv4 and ipv6) are summed into one point; a gap (value None) stays None
-    unless another sample at that time has a value. A cursor past the end (a new run's store)
-    starts again from 0.
+    unless another sample at that time has a value.
     """
-    if cursor < 0 or cursor > len(samples):
-        cursor = 0
     wanted = frozenset(signals)
     merged: dict[str, dict[float, float | None]] = {}
-    for sample in samples[cursor:]:
+    for sample in samples:
         if sample.signal not in wanted:
             continue
         by_time = merged.setdefault(series_key(sample.signal, sample.instance), {})
@@ -92,12 +100,11 @@ def new_points(samples: Sequence[Sample], cursor: int,
         if value is not None and not math.isfinite(value):
             value = None  # JSON has no infinity; an unanswered probe is a gap on the chart
         old = by_time.get(sample.t)
-        if sample.t in by_time and old is not None:
+        if old is not None:
             by_time[sample.t] = old + value if value is not None else old
         else:
             by_time[sample.t] = value
-    points = {key: [[t, v] for t, v in sorted(by_time.items())] for key, by_time in merged.items()}
-    return points, len(samples)
+    return {key: [[t, v] for t, v in sorted(by_time.items())] for key, by_time in merged.items()}
 
 
 def event_dicts(events: Iterable[Event], kinds: Iterable[str] = MARKED_EVENT_KINDS,
@@ -129,15 +136,10 @@ def gate_rows(verdict: dict[str, Any]) -> list[dict[str, Any]]:
     Locust's UI camel-cases the keys of extended tables."""
     rows = []
     for result in verdict.get("results", []):
-        scope = " ".join(p for p in (
-            f"phase={result['phase']}" if result.get("phase") else "",
-            f"instance={result['instance']}" if result.get("instance") else "",
-            *(f"{k}={v}" for k, v in sorted((result.get("labels") or {}).items())),
-        ) if p)
         rows.append({
             "rule": result.get("name") or result.get("metric"),
             "metric": result.get("metric"),
-            "scope": scope,
+            "scope": result["scope"],
             "threshold": result.get("threshold", ""),
             "measured": result.get("measured_text", ""),
             "samples": "" if result.get("samples") is None else result["samples"],
@@ -151,3 +153,9 @@ GATE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "Status"), ("rule", "Rule"), ("threshold", "Threshold"),
     ("measured", "Current value"), ("samples", "Samples"), ("reason", "Why"),
 )
+
+
+def gate_columns() -> list[dict[str, str]]:
+    """The gate table's columns (key of ``gate_rows``, title), for Locust's extended table and
+    the server page alike."""
+    return [{"key": key, "title": title} for key, title in GATE_COLUMNS]

@@ -42,7 +42,7 @@ AuthDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 def _provider(value: Any) -> Provider:
     """A value or a zero-argument callable returning the current value (a new run may bring a
     new store, recorder or rules file)."""
-    return value if callable(value) and not isinstance(value, SeriesStore) else (lambda: value)
+    return value if callable(value) else (lambda: value)
 
 
 class ServerTab:
@@ -74,13 +74,13 @@ class ServerTab:
         if store is None:
             return {"run": None, "cursor": 0, "points": {}, "events": [], "now": time.time(),
                     "charts": [c.to_dict() for c in payload.CHARTS]}
-        points, next_cursor = payload.new_points(store.samples(), cursor)
+        added, total = store.tail(cursor)
         return {
             # A new store (a new run) restarts the browser's cursor and clears its charts.
             "run": f"{id(store):x}",
-            "cursor": next_cursor,
-            "reset": cursor == 0 or cursor > next_cursor,
-            "points": points,
+            "cursor": total,
+            "reset": cursor == 0 or cursor > total,
+            "points": payload.chart_points(added),
             "events": payload.event_dicts(store.events()),
             "now": time.time(),
             "charts": [c.to_dict() for c in payload.CHARTS],
@@ -97,6 +97,7 @@ class ServerTab:
             # Evaluation blocks Locust's hub: on a long run keep it a small share of the time.
             self._gate_interval = max(self.gate_refresh_s, took / self.gate_max_share)
             self._gate_cache["evaluation_ms"] = round(took * 1000.0, 1)
+            self._gate_cache["columns"] = payload.gate_columns()  # the page's table header
         return self._gate_cache
 
     def _rules(self) -> Any:
@@ -125,7 +126,8 @@ class ServerTab:
                     "message": "no gate rules file", "updated": time.time()}
         store = self.get_store() or SeriesStore()
         steps = self.get_steps()
-        if steps is None:
+        steps_known = steps is not None
+        if not steps_known:
             steps = StepRecorder(per_second=False)
         try:
             verdict = evaluate(rules, steps, store).to_dict()
@@ -136,7 +138,7 @@ class ServerTab:
         return {"status": verdict["status"], "rules_file": verdict["rules_file"],
                 "suite": verdict["suite"], "counts": verdict["counts"],
                 "rows": payload.gate_rows(verdict), "message": "", "updated": time.time(),
-                "steps_known": self.get_steps() is not None}
+                "steps_known": steps_known}
 
     # -- Flask -----------------------------------------------------------------------------
     def blueprint(self, base_path: str, auth: AuthDecorator) -> Blueprint:
@@ -220,7 +222,6 @@ def tab_template_args(template_args: dict[str, Any]) -> None:
     tabs = [t for t in template_args.get("extended_tabs") or [] if t.get("key") != TAB_KEY]
     tabs.append({"key": TAB_KEY, "title": TAB_TITLE})
     tables = [t for t in template_args.get("extended_tables") or [] if t.get("key") != TAB_KEY]
-    tables.append({"key": TAB_KEY, "structure": [
-        {"key": key, "title": title} for key, title in payload.GATE_COLUMNS]})
+    tables.append({"key": TAB_KEY, "structure": payload.gate_columns()})
     template_args["extended_tabs"] = tabs
     template_args["extended_tables"] = tables

@@ -151,6 +151,7 @@ def test_locust_pages_extended_without_breaking_them() -> None:
 
 LOCUST_SCRIPT = textwrap.dedent("""
     import json, sys
+    import loadtest.plugin  # its init_command_line_parser listener: --web-host defaults to loopback
     from locust import User, task
     from locust.env import Environment
     from locust.argument_parser import parse_options

@@ -11,18 +11,14 @@
 (function (global) {
   "use strict";
 
-  const BAND_COLORS = {
-    stall: "rgba(220, 38, 38, 0.22)",
-    heartbeat_gap: "rgba(234, 88, 12, 0.22)",
-    fault: "rgba(147, 51, 234, 0.25)",
-    collector_gap: "rgba(120, 120, 120, 0.18)",
+  // Event bands: the edge (and label) colour, and the fill's opacity.
+  const BANDS = {
+    stall: { rgb: "220, 38, 38", alpha: 0.22 },
+    heartbeat_gap: { rgb: "234, 88, 12", alpha: 0.22 },
+    fault: { rgb: "147, 51, 234", alpha: 0.25 },
+    collector_gap: { rgb: "120, 120, 120", alpha: 0.18 },
   };
-  const BAND_EDGES = {
-    stall: "rgb(220, 38, 38)",
-    heartbeat_gap: "rgb(234, 88, 12)",
-    fault: "rgb(147, 51, 234)",
-    collector_gap: "rgb(120, 120, 120)",
-  };
+  const HEIGHT = 200; // CSS pixels
   const MARGIN = { left: 58, right: 14, top: 16, bottom: 24 };
 
   function niceStep(range, ticks) {
@@ -71,7 +67,7 @@
       head.appendChild(title);
       head.appendChild(this.legend);
       this.canvas = document.createElement("canvas");
-      this.canvas.height = 200;
+      this.canvas.height = HEIGHT;
       container.appendChild(head);
       container.appendChild(this.canvas);
       container.dataset.points = "0";
@@ -90,7 +86,7 @@
       const canvas = this.canvas;
       const dpr = global.devicePixelRatio || 1;
       const width = Math.max(200, this.container.clientWidth - 2);
-      const height = this.options.height || 200;
+      const height = HEIGHT;
       if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
         canvas.width = Math.round(width * dpr);
         canvas.height = Math.round(height * dpr);
@@ -175,15 +171,17 @@
           ctx.fillText(band.label || "phase", x0 + 3, 2);
           continue;
         }
-        ctx.fillStyle = BAND_COLORS[band.kind] || BAND_COLORS.collector_gap;
+        const look = BANDS[band.kind] || BANDS.collector_gap;
+        const edge = "rgb(" + look.rgb + ")";
+        ctx.fillStyle = "rgba(" + look.rgb + ", " + look.alpha + ")";
         ctx.fillRect(x0, MARGIN.top, Math.max(2, x1 - x0), plotH);
-        ctx.strokeStyle = BAND_EDGES[band.kind] || BAND_EDGES.collector_gap;
+        ctx.strokeStyle = edge;
         ctx.beginPath();
         ctx.moveTo(Math.round(x0) + 0.5, MARGIN.top);
         ctx.lineTo(Math.round(x0) + 0.5, MARGIN.top + plotH);
         ctx.stroke();
         if (band.kind !== "collector_gap") {
-          ctx.fillStyle = BAND_EDGES[band.kind];
+          ctx.fillStyle = edge;
           ctx.textAlign = "left";
           ctx.textBaseline = "top";
           // Near the right edge the label goes left of the band, not off the chart.
@@ -224,7 +222,7 @@
         ctx.fillStyle = c.text;
         ctx.textAlign = "center";
         ctx.textBaseline = "middle";
-        ctx.fillText(data.emptyText || "waiting for data…", MARGIN.left + plotW / 2, MARGIN.top + plotH / 2);
+        ctx.fillText("waiting for data…", MARGIN.left + plotW / 2, MARGIN.top + plotH / 2);
       }
       this.drawLegend(data.lines);
     }
@@ -257,5 +255,4 @@
   }
 
   global.CyrusChart = CyrusChart;
-  global.CyrusChart.formatValue = formatValue;
 })(window);

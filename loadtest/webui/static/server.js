@@ -17,7 +17,7 @@
   const state = {
     run: null, cursor: 0, series: {}, events: [], chartSpecs: null, charts: {},
     skew: 0, windowS: Number(localStorage.getItem("cyrusWindowS") || 300),
-    firstT: null, lastOk: null,
+    firstT: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -132,7 +132,6 @@
       state.skew = data.now - Date.now() / 1000;
       addPoints(data.points);
       state.events = data.events;
-      state.lastOk = Date.now();
       const total = Object.values(state.series).reduce((n, l) => n + l.length, 0);
       setStatus(data.run === null
         ? "waiting for a test to start (collectors run during a test)"
@@ -145,7 +144,20 @@
     }
   }
 
+  function renderGateHead(columns) {
+    const head = $("gate-head");
+    if (head.dataset.keys === columns.map((c) => c.key).join()) return;
+    head.textContent = "";
+    for (const column of columns) {
+      const th = document.createElement("th");
+      th.textContent = column.title;
+      head.appendChild(th);
+    }
+    head.dataset.keys = columns.map((c) => c.key).join();
+  }
+
   function renderGate(gate) {
+    renderGateHead(gate.columns);
     const body = $("gate-rows");
     body.textContent = "";
     $("gate-summary").textContent = gate.message
@@ -158,7 +170,7 @@
     for (const row of gate.rows) {
       const tr = document.createElement("tr");
       tr.className = "status-" + row.status;
-      for (const key of ["status", "rule", "threshold", "measured", "samples", "reason"]) {
+      for (const { key } of gate.columns) {
         const td = document.createElement("td");
         td.textContent = String(row[key]);
         if (key === "status") td.className = "badge";
