@@ -22,6 +22,7 @@ import pytest
 from loadtest.deploy.deployment import Deployment
 from loadtest.gate.rules import load_rules
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
+from loadtest.webui.payload import GATE_COLUMNS
 
 pytestmark = pytest.mark.cyrus
 
@@ -173,9 +174,14 @@ def test_server_tab_in_chromium(locust_web: dict) -> None:
             solo.goto(locust_web["url"] + "cyrus/")
             wait_until("standalone charts have points", lambda: (
                 c := frame_charts(solo.main_frame)) and all(c.get(k, 0) > 0 for k in CHART_KEYS), 10)
+            # The page renders all rows at once: the first non-empty table is the whole one.
             solo_rows = wait_until("standalone gate rows", lambda: solo.eval_on_selector_all(
-                "#gate-rows tr", "trs => trs.length") == len(rules), 10)
-            assert solo_rows
+                "#gate-rows tr", "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))"),
+                10)
+            assert len(solo_rows) == len(rules), solo_rows
+            assert {row[0] for row in solo_rows} <= {"pass", "fail", "inconclusive"}, solo_rows
+            head = solo.eval_on_selector_all("#gate-table thead th", "ths => ths.map(th => th.textContent)")
+            assert head == [title for _key, title in GATE_COLUMNS], head
             shot2 = ARTIFACTS / "webui-server-page.png"
             solo.screenshot(path=str(shot2), full_page=True)
             print(f"screenshot: {shot2}")
