@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 from locust import User, events, task
 
@@ -26,10 +26,13 @@ from loadtest.imap.config import ImapConfig
 from loadtest.imap.failures import StepFailure
 from loadtest.imap.lean import LeanSession, login_command
 from loadtest.imap.session import ImapSession
+from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import DISCONNECT_LOGOUT, DISCONNECT_RESET
 
 PACING_REQUEST_TYPE = "PACING"
 SCHEDULE_LAG = "SCHEDULE_LAG"
+
+SessionT = TypeVar("SessionT", bound=TimedSession)
 
 # Simulated users across all classes in this process take consecutive credentials.
 _user_counter = itertools.count()
@@ -41,6 +44,7 @@ class ImapUser(User):
     abstract = True
     default_disconnect = DISCONNECT_LOGOUT
     needs_credentials = True
+    session: TimedSession  # made by each user class
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -53,7 +57,13 @@ class ImapUser(User):
         self._next_start: float | None = None
         self._period = 1.0 / config.rate if config.rate > 0 else 0.0
 
+    def _new_session(self, cls: type[SessionT]) -> SessionT:
+        return cls(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+
     # -- Locust hooks ------------------------------------------------------------------------
+
+    def on_stop(self) -> None:
+        self.session.abort()
 
     def wait_time(self) -> float:
         if self._period:
@@ -158,13 +168,10 @@ class ChurnUser(ImapUser):
 
     def on_start(self) -> None:
         if self.config.lean:
-            self.session = LeanSession(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+            self.session = self._new_session(LeanSession)
             self._login_line = login_command(self.credential)
         else:
-            self.session = ImapSession(self.target, self.report, self.config.connect_timeout, self.config.timeout)
-
-    def on_stop(self) -> None:
-        self.session.abort()
+            self.session = self._new_session(ImapSession)
 
     @task
     def churn(self) -> None:
@@ -204,7 +211,7 @@ class HeldSessionUser(ImapUser):
     server drops it. It measures what existing users feel while others churn."""
 
     def on_start(self) -> None:
-        self.session = ImapSession(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+        self.session = self._new_session(ImapSession)
 
     def on_stop(self) -> None:
         with contextlib.suppress(StepFailure):
@@ -235,11 +242,8 @@ class ReconnectFloodUser(ImapUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self.session = LeanSession(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+        self.session = self._new_session(LeanSession)
         self._login_line = login_command(self.credential) if self.config.flood_login else None
-
-    def on_stop(self) -> None:
-        self.session.abort()
 
     @task
     def flood(self) -> None:

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import socket
 from time import perf_counter
+from typing import Any
 
 from loadtest.imap import failures as f
 from loadtest.imap.credentials import Credential, quote
-from loadtest.imap.session import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Reporter
+from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import (
     DISCONNECT_LOGOUT,
     TLS_IMPLICIT,
     TLS_NONE,
     TLS_STARTTLS,
     Target,
+    connect_socket,
     drop,
-    set_quickack,
+    wrap_tls,
 )
 
 _RECV = 65536
@@ -42,23 +44,13 @@ def login_command(credential: Credential) -> bytes:
     return b"l LOGIN " + quote(credential.username) + b" " + quote(credential.password) + _CRLF
 
 
-class LeanSession:
+class LeanSession(TimedSession):
     """Connect, greet, LOGIN, LIST, LOGOUT or drop, on a plain (gevent) socket."""
 
-    __slots__ = ("target", "report", "connect_timeout", "timeout", "phase", "sock", "_wait_first")
+    __slots__ = ("sock", "_wait_first")
 
-    def __init__(
-        self,
-        target: Target,
-        report: Reporter,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.target = target
-        self.report = report
-        self.connect_timeout = connect_timeout
-        self.timeout = timeout
-        self.phase = f.PHASE_CONNECT
+    def __init__(self, target: Target, *args: Any, **kwargs: Any) -> None:
+        super().__init__(target, *args, **kwargs)
         self.sock: socket.socket | None = None
         # On a plain gevent socket, wait until it is readable before each first recv: the reply
         # is almost never there yet, and gevent's recv would first fail with EAGAIN (a system
@@ -77,19 +69,12 @@ class LeanSession:
         t0 = perf_counter()
         self.phase = f.PHASE_CONNECT
         target = self.target
-        sock = None
         try:
-            sock = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET)
-            self.sock = sock
-            sock.settimeout(self.connect_timeout)
-            sock.connect(target.address)
+            sock = self.sock = connect_socket(target, self.connect_timeout)
             sock.settimeout(self.timeout)
             if target.tls == TLS_IMPLICIT:
                 self.phase = f.PHASE_TLS
-                sock = self.sock = target.ssl_context.wrap_socket(
-                    sock, server_hostname=target.server_hostname or target.host
-                )
-                set_quickack(sock)
+                sock = self.sock = wrap_tls(sock, target)
             self.phase = f.PHASE_GREETING
             greeting = self._read_line(sock)
             if not greeting.startswith((b"* OK", b"* PREAUTH")):
@@ -101,10 +86,7 @@ class LeanSession:
                 self.phase = f.PHASE_COMMAND
                 length += self._command(STARTTLS_COMMAND, _STARTTLS_TAG)
                 self.phase = f.PHASE_TLS
-                sock = self.sock = target.ssl_context.wrap_socket(
-                    sock, server_hostname=target.server_hostname or target.host
-                )
-                set_quickack(sock)
+                sock = self.sock = wrap_tls(sock, target)
         except Exception as exc:
             self._fail(f.CONNECT, t0, exc)
         self.report(f.CONNECT, (perf_counter() - t0) * 1000.0, length, None)
@@ -112,31 +94,13 @@ class LeanSession:
 
     def login(self, command: bytes) -> None:
         """LOGIN with a line from :func:`login_command`."""
-        t0 = perf_counter()
-        self.phase = f.PHASE_LOGIN
-        try:
-            length = self._command(command, _LOGIN_TAG)
-        except Exception as exc:
-            self._fail(f.LOGIN, t0, exc)
-        self.report(f.LOGIN, (perf_counter() - t0) * 1000.0, length, None)
+        self._timed(f.LOGIN, f.PHASE_LOGIN, command, _LOGIN_TAG)
 
     def list(self) -> None:
-        t0 = perf_counter()
-        self.phase = f.PHASE_COMMAND
-        try:
-            length = self._command(LIST_COMMAND, _LIST_TAG)
-        except Exception as exc:
-            self._fail(f.LIST, t0, exc)
-        self.report(f.LIST, (perf_counter() - t0) * 1000.0, length, None)
+        self._timed(f.LIST, f.PHASE_COMMAND, LIST_COMMAND, _LIST_TAG)
 
     def logout(self) -> None:
-        t0 = perf_counter()
-        self.phase = f.PHASE_COMMAND
-        try:
-            length = self._command(LOGOUT_COMMAND, _LOGOUT_TAG)
-        except Exception as exc:
-            self._fail(f.LOGOUT, t0, exc)
-        self.report(f.LOGOUT, (perf_counter() - t0) * 1000.0, length, None)
+        self._timed(f.LOGOUT, f.PHASE_COMMAND, LOGOUT_COMMAND, _LOGOUT_TAG)
         self.abort()
 
     def disconnect(self, mode: str) -> None:
@@ -155,15 +119,15 @@ class LeanSession:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _fail(self, step: str, t0: float, exc: Exception) -> None:
-        elapsed_ms = (perf_counter() - t0) * 1000.0
-        failure_class = f.classify(exc, self.phase)
-        self.abort()
-        if failure_class is None:
-            raise exc
-        failure = f.StepFailure(failure_class, step)
-        self.report(step, elapsed_ms, 0, failure)
-        raise failure from None
+    def _timed(self, step: str, phase: str, command: bytes, tag: bytes) -> None:
+        """One command as a timed step."""
+        t0 = perf_counter()
+        self.phase = phase
+        try:
+            length = self._command(command, tag)
+        except Exception as exc:
+            self._fail(step, t0, exc)
+        self.report(step, (perf_counter() - t0) * 1000.0, length, None)
 
     def _read_line(self, sock: socket.socket) -> bytes:
         if self._wait_first:
@@ -205,5 +169,3 @@ class LeanSession:
                 raise EOFError
             data += more
 
-
-__all__ = ["LeanSession", "login_command", "TLS_NONE"]

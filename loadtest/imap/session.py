@@ -25,22 +25,16 @@ from imapclient.util import to_unicode
 
 from loadtest.imap import failures as f
 from loadtest.imap.credentials import Credential
+from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import (
     DISCONNECT_LOGOUT,
-    DISCONNECT_RESET,
     TLS_IMPLICIT,
     TLS_STARTTLS,
-    Target,
+    connect_socket,
     drop,
     set_quickack,
+    wrap_tls,
 )
-
-# report(step, response_time_ms, response_length, failure or None)
-Reporter = Callable[[str, float, int, "f.StepFailure | None"], None]
-
-DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_TIMEOUT = 10.0
-
 
 _TAG_PREFIX = imaplib.Int2AP(random.randint(4096, 65535))
 _TAG_RE = re.compile(rb"(?P<tag>" + _TAG_PREFIX + rb"\d+) (?P<type>[A-Z]+) (?P<data>.*)", re.ASCII)
@@ -62,10 +56,7 @@ class _PhasedIMAP4(imaplib.IMAP4):
         sock.settimeout(session.timeout)
         if target.tls == TLS_IMPLICIT:
             session.phase = f.PHASE_TLS
-            sock = target.ssl_context.wrap_socket(
-                sock, server_hostname=target.server_hostname or target.host
-            )
-            set_quickack(sock)
+            sock = wrap_tls(sock, target)
         session.phase = f.PHASE_GREETING
         return sock
 
@@ -104,20 +95,6 @@ class _PhasedIMAP4(imaplib.IMAP4):
             super()._get_capabilities()
 
 
-def connect_socket(target: Target, timeout: float) -> socket.socket:
-    """A TCP connection to ``target``. Not ``socket.create_connection``: its getaddrinfo goes
-    through gevent's thread pool on every call, even for a numeric address (measured: more
-    than a third of the imapclient path's CPU per session)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET)
-    try:
-        sock.settimeout(timeout)
-        sock.connect(target.address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 class _PhasedIMAPClient(IMAPClient):
     def __init__(self, session: ImapSession) -> None:
         self._session = session
@@ -131,22 +108,10 @@ class _PhasedIMAPClient(IMAPClient):
         return _PhasedIMAP4(self._session)
 
 
-class ImapSession:
+class ImapSession(TimedSession):
     """One IMAP connection driven step by step. Not thread-safe; one per simulated user."""
 
-    def __init__(
-        self,
-        target: Target,
-        report: Reporter,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.target = target
-        self.report = report
-        self.connect_timeout = connect_timeout
-        self.timeout = timeout
-        self.phase = f.PHASE_CONNECT
-        self.client: IMAPClient | None = None
+    client: IMAPClient | None = None
 
     @property
     def connected(self) -> bool:
@@ -227,16 +192,6 @@ class ImapSession:
         self.report(step, (perf_counter() - t0) * 1000.0, 0, None)
         return result
 
-    def _fail(self, step: str, t0: float, exc: Exception) -> None:
-        elapsed_ms = (perf_counter() - t0) * 1000.0
-        failure_class = f.classify(exc, self.phase)
-        self.abort()
-        if failure_class is None:
-            raise exc  # not an I/O failure: a bug, keep its traceback
-        failure = f.StepFailure(failure_class, step)
-        self.report(step, elapsed_ms, 0, failure)
-        raise failure from None
-
     def _connect(self) -> None:
         if self.client is not None:
             self.abort()
@@ -273,4 +228,4 @@ class ImapSession:
         imap = client._imap
         with contextlib.suppress(Exception):
             imap.file.close()  # the makefile reference would defer close() (and the FIN/RST)
-        drop(imap.sock, mode if mode == DISCONNECT_RESET else "close")
+        drop(imap.sock, mode)  # anything but "reset" closes
