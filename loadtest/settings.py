@@ -11,6 +11,7 @@ Precedence (Locust's, via ConfigArgParse): flag > env > config file > default.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,9 +90,6 @@ class Settings:
 
     def source(self, name: str) -> str:
         return self._values[name].source
-
-    def is_default(self, name: str) -> bool:
-        return self._values[name].source == DEFAULT_SOURCE
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Values and sources for run.json, secrets redacted."""
@@ -178,19 +176,23 @@ def port(text: str) -> int:
     return value
 
 
-def non_negative_float(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise ValueError("not a number") from None
-    if not value >= 0 or value == float("inf"):
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < math.inf:  # also false for NaN
         raise ValueError("must be a finite number >= 0")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = non_negative_float(text) if not text.strip().startswith("-") else -1.0
-    if not value > 0:
+    value = _number(text)
+    if not 0 < value < math.inf:
         raise ValueError("must be a finite number > 0")
     return value
 

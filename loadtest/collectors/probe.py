@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.imap.credentials import Credential, read_users_file
+from loadtest.imap.credentials import Credential, quote, read_users_file
 from loadtest.imap.failures import (  # noqa: F401 - re-exported for the samplers
     AUTH_REJECTED,
     BYE_GREETING,
@@ -36,7 +36,8 @@ def read_users(path: str | Path, limit: int = 2) -> list[Credential]:
 
 
 def imap_quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``value`` as an IMAP quoted string, as text for the probe's f-string commands."""
+    return quote(value).decode("ascii")
 
 
 @dataclass(slots=True)

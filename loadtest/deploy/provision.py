@@ -22,6 +22,7 @@ from string import Template
 
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.render import SERVERNAME
+from loadtest.imap.credentials import quote
 from loadtest.paths import fixtures_dir
 
 DEFAULT_FOLDERS = ("Sent", "Drafts", "Trash")
@@ -131,8 +132,7 @@ class AdminConnection:
         self._sock.close()
 
 
-def _quote(text: str) -> bytes:
-    return b'"' + text.replace("\\", "\\\\").replace('"', '\\"').encode() + b'"'
+_quote = quote  # the sessions' IMAP quoting (names and passwords here are ASCII)
 
 
 def user_commands(user: TestUser, admin_user: str, folders: Sequence[str]) -> list[bytes]:

@@ -182,7 +182,7 @@ def _credentials(
 ) -> list[Credential] | None:
     users_file = settings["imap_users_file"]
     if users_file:
-        return read_users_file(users_file, f"{settings.source('imap_users_file')}")
+        return read_users_file(users_file, settings.source("imap_users_file"))
     pattern = settings["imap_user_pattern"]
     if pattern:
         password = settings["imap_password"]

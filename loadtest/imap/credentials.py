@@ -19,9 +19,6 @@ class Credential:
     password: str = field(repr=False)
     instance: str | None = None  # the instance the mailbox lives on, when the file says
 
-    def login_args(self) -> tuple[str, str]:
-        return self.username, self.password
-
 
 def read_users_file(path: str | Path, source: str) -> list[Credential]:
     """Read CSV ``username,password[,instance]``; one line error on anything else.
