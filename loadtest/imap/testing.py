@@ -7,6 +7,8 @@ and how the client left: ``logout``, ``fin`` (EOF) or ``rst`` (ConnectionResetEr
 
 Threads and the ``socket`` module as imported: under gevent's monkey-patching they are
 greenlets, which is what a patched client needs.
+
+Also the tests' way to open a session on either path (``imapclient`` or ``lean``) and log in.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from loadtest.imap.credentials import Credential
+from loadtest.imap.lean import LeanSession, login_command
+from loadtest.imap.session import ImapSession
+from loadtest.imap.timed import Reporter
+from loadtest.imap.transport import Target
+
 OK = "ok"
 NO = "no"
 BAD = "bad"
@@ -25,6 +33,38 @@ BYE = "bye"
 DROP = "drop"  # close the connection instead of answering
 STALL = "stall"  # never answer
 GARBAGE = "garbage"
+
+
+# The two session paths, by the names tests parametrize with.
+SESSION_PATHS = ("imapclient", "lean")
+
+
+def new_session(
+    path: str, target: Target, report: Reporter, connect_timeout: float = 2.0, timeout: float = 2.0
+) -> ImapSession | LeanSession:
+    """A session of ``path`` (``imapclient`` or ``lean``), not connected yet."""
+    cls = LeanSession if path == "lean" else ImapSession
+    return cls(target, report, connect_timeout, timeout)
+
+
+def login(session: ImapSession | LeanSession, credential: Credential) -> None:
+    """The LOGIN step on either path (the lean one takes the pre-encoded line)."""
+    session.login(login_command(credential) if isinstance(session, LeanSession) else credential)
+
+
+def logged_in_session(
+    path: str,
+    target: Target,
+    report: Reporter,
+    credential: Credential,
+    connect_timeout: float = 2.0,
+    timeout: float = 2.0,
+) -> ImapSession | LeanSession:
+    """A session of ``path`` after CONNECT and LOGIN (each step reported as usual)."""
+    session = new_session(path, target, report, connect_timeout, timeout)
+    session.connect()
+    login(session, credential)
+    return session
 
 
 @dataclass
@@ -210,7 +250,6 @@ class FakeImapServer:
 
 _RESPONSES = {
     "CAPABILITY": b"* CAPABILITY IMAP4rev1 STARTTLS IDLE AUTH=PLAIN\r\n",
-    "LOGIN": b"",
     "LIST": b'* LIST (\\HasNoChildren) "/" INBOX\r\n* LIST (\\HasNoChildren) "/" Sent\r\n',
     "SELECT": b"* 2 EXISTS\r\n* 0 RECENT\r\n* FLAGS (\\Seen)\r\n* OK [UIDVALIDITY 1] ok\r\n",
     "EXAMINE": b"* 2 EXISTS\r\n* 0 RECENT\r\n* FLAGS (\\Seen)\r\n* OK [UIDVALIDITY 1] ok\r\n",

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.deploy.deployment import Deployment
+from loadtest.deploy.instance import free_port
 
 pytestmark = [pytest.mark.cyrus, pytest.mark.slow]
 
@@ -58,12 +58,6 @@ def _write(environment, **_kw):
         with open(path, "w") as fh:
             json.dump({"counts": dict(_done), "users": sorted(_names)}, fh)
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(out: Path) -> dict[str, str]:

@@ -14,9 +14,8 @@ import pytest
 from loadtest.bench import responder
 from loadtest.bench.cli import stop_process
 from loadtest.imap.credentials import Credential
-from loadtest.imap.lean import LeanSession, login_command
 from loadtest.imap.session import ImapSession
-from loadtest.imap.testing import FakeImapServer
+from loadtest.imap.testing import SESSION_PATHS, FakeImapServer, logged_in_session
 from loadtest.imap.transport import Target
 
 
@@ -39,21 +38,14 @@ def responder_port() -> Iterator[int]:
     assert proc.returncode == 0
 
 
-@pytest.mark.parametrize("kind", ["lean", "imapclient"])
+@pytest.mark.parametrize("kind", SESSION_PATHS)
 def test_sessions_against_the_responder(responder_port: int, kind: str) -> None:
     rows = []
     target = Target("127.0.0.1", responder_port)
     report = lambda step, ms, length, failure: rows.append((step, failure))  # noqa: E731
     cred = Credential("user1", "x")
     for _ in range(3):
-        if kind == "lean":
-            session = LeanSession(target, report, 2, 2)
-            session.connect()
-            session.login(login_command(cred))
-        else:
-            session = ImapSession(target, report, 2, 2)
-            session.connect()
-            session.login(cred)
+        session = logged_in_session(kind, target, report, cred)
         session.list()
         session.logout()
     assert rows == [(s, None) for s in ("CONNECT", "LOGIN", "LIST", "LOGOUT")] * 3

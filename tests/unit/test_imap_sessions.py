@@ -4,22 +4,32 @@ tests/integration."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from loadtest.deploy.instance import free_port
 from loadtest.imap import failures as f
 from loadtest.imap.credentials import Credential
-from loadtest.imap.lean import LeanSession, login_command
-from loadtest.imap.session import ImapSession
-from loadtest.imap.testing import BAD, BYE, DROP, GARBAGE, NO, STALL, FakeImapServer
+from loadtest.imap.testing import (
+    BAD,
+    BYE,
+    DROP,
+    GARBAGE,
+    NO,
+    SESSION_PATHS,
+    STALL,
+    FakeImapServer,
+    logged_in_session,
+    login,
+    new_session,
+)
 from loadtest.imap.transport import TLS_IMPLICIT, TLS_STARTTLS, Target, make_ssl_context
 
 CRED = Credential("user1", 'pa"ss\\word')
-KINDS = ["imapclient", "lean"]
+KINDS = list(SESSION_PATHS)
 
 
 class Recorder:
@@ -34,28 +44,11 @@ class Recorder:
         return [(step, cls) for step, _, _, cls in self.rows]
 
 
-def make(kind: str, target: Target, rec: Recorder, timeout: float = 2.0):
-    cls = ImapSession if kind == "imapclient" else LeanSession
-    return cls(target, rec, connect_timeout=timeout, timeout=timeout)
-
-
-def login(kind: str, session) -> None:
-    session.login(CRED if kind == "imapclient" else login_command(CRED))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_churn_session_reports_each_step_once(kind: str) -> None:
     rec = Recorder()
     with FakeImapServer() as server:
-        session = make(kind, Target("127.0.0.1", server.port), rec)
-        session.connect()
-        login(kind, session)
+        session = logged_in_session(kind, Target("127.0.0.1", server.port), rec, CRED)
         session.list()
         session.logout()
         (conn,) = server.wait_connections(1)
@@ -69,7 +62,7 @@ def test_churn_session_reports_each_step_once(kind: str) -> None:
 def test_imapclient_session_other_steps() -> None:
     rec = Recorder()
     with FakeImapServer() as server:
-        session = make("imapclient", Target("127.0.0.1", server.port), rec)
+        session = new_session("imapclient", Target("127.0.0.1", server.port), rec)
         session.connect()
         session.login(CRED)
         session.select()
@@ -92,9 +85,7 @@ def test_imapclient_session_other_steps() -> None:
 def test_disconnect_modes_as_seen_by_the_server(kind: str, mode: str, server_sees: str) -> None:
     rec = Recorder()
     with FakeImapServer() as server:
-        session = make(kind, Target("127.0.0.1", server.port), rec)
-        session.connect()
-        login(kind, session)
+        session = logged_in_session(kind, Target("127.0.0.1", server.port), rec, CRED)
         session.disconnect(mode)
         (conn,) = server.wait_connections(1)
     assert conn.end == server_sees
@@ -102,11 +93,11 @@ def test_disconnect_modes_as_seen_by_the_server(kind: str, mode: str, server_see
 
 
 def _fail(kind: str, rec: Recorder, target: Target, steps: str, timeout: float = 2.0) -> str:
-    session = make(kind, target, rec, timeout)
+    session = new_session(kind, target, rec, timeout, timeout)
     with pytest.raises(f.StepFailure) as info:
         for step in steps.split():
             if step == "LOGIN":
-                login(kind, session)
+                login(session, CRED)
             else:
                 getattr(session, step.lower())()
     assert not session.connected  # torn down after the failure
@@ -184,9 +175,7 @@ def test_tls_with_ca_file(kind: str, mode: str, certificate: tuple[Path, Path]) 
     rec = Recorder()
     with FakeImapServer(tls=mode, certfile=str(cert), keyfile=str(key)) as server:
         target = Target("127.0.0.1", server.port, tls=mode, ssl_context=make_ssl_context(str(cert)))
-        session = make(kind, target, rec)
-        session.connect()
-        login(kind, session)
+        session = logged_in_session(kind, target, rec, CRED)
         session.list()
         session.disconnect("logout")
         (conn,) = server.wait_connections(1)
