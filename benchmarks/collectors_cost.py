@@ -2,7 +2,8 @@
 
 Starts a disposable deployment with ``--prefork N`` ready imapd workers (so master has N
 children to walk in /proc every sample), runs every collector at its default rates for
-``--seconds``, and prints the CPU time this process used meanwhile, as a share of one core.
+``--seconds``, and prints the CPU time this process used meanwhile, as a share of one core
+(a line for people, then the same figures as one JSON line).
 Aim: under 2 % of one core at default rates. Not a test: it prints what it measured.
 
     .venv/bin/python benchmarks/collectors_cost.py --prefork 300 --seconds 20
@@ -11,6 +12,7 @@ Aim: under 2 % of one core at default rates. Not a test: it prints what it measu
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -65,6 +67,11 @@ def main() -> int:
               f"{collectors.config.interval:g} s), {len(children)} imapd children: "
               f"{cpu:.3f} s CPU in {wall:.1f} s = {100 * cpu / wall:.2f} % of one core; "
               f"{samples} samples ({samples / wall:.0f}/s), missed ticks {collectors.missed_ticks}")
+        # The same figures for programs (cyrus-loadtest bench reads this last line).
+        print(json.dumps({"core_percent": round(100 * cpu / wall, 2), "cpu_s": round(cpu, 3),
+                          "wall_s": round(wall, 1), "samples": samples,
+                          "imapd_children": len(children),
+                          "missed_ticks": collectors.missed_ticks}))
     finally:
         deploy_down(deployment.root)
         shutil.rmtree(root, ignore_errors=True)

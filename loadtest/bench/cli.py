@@ -14,10 +14,9 @@ bounded in time and stopped by its pid.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -132,19 +131,14 @@ class Bench:
         base.update(env)
         spec = {"warmup": 1.0, "seconds": self.seconds, **spec}
         limit = float(spec["seconds"]) + float(spec["warmup"]) + float(spec.get("spawn_timeout", 60)) + 30
-        proc = subprocess.Popen([sys.executable, "-m", "loadtest.bench.generator", json.dumps(spec)],
-                                env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise RuntimeError(f"generator run {spec['kind']} did not finish in {limit:.0f} s") from None
+        returncode, out, err = run_bounded(
+            [sys.executable, "-m", "loadtest.bench.generator", json.dumps(spec)], limit, env=base)
+        if returncode is None:
+            raise RuntimeError(f"generator run {spec['kind']} did not finish in {limit:.0f} s")
         lines = [line for line in out.splitlines() if line.startswith("{")]
-        if proc.returncode != 0 or not lines:
+        if returncode != 0 or not lines:
             tail = err.strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"generator run {spec['kind']} failed (exit {proc.returncode}): {tail[0]}")
+            raise RuntimeError(f"generator run {spec['kind']} failed (exit {returncode}): {tail[0]}")
         return json.loads(lines[-1])
 
     def start_responder(self) -> tuple[subprocess.Popen, int]:
@@ -168,17 +162,7 @@ class Bench:
         users = self.args.users
         try:
             if "responder" not in self.skip:
-                capacity = None
-                for path in ("lean", "imapclient"):
-                    self.say(f"churn, {path} path, against the responder, {users} users ...")
-                    figs = self._guard(lambda p=path: fg.churn_figures(
-                        self.generator({"kind": "churn", "users": users, "lean": p == "lean"},
-                                       {**env, **_lean_env(p == "lean")}), p, "responder"),
-                        f"{path}_churn_cpu_us_responder", f"{path} churn: generator CPU per session (responder)", "µs")
-                    if path == "lean" and len(figs) > 1:
-                        capacity = figs[1].value
-                if capacity:
-                    self.open_loop(env, capacity, "responder")
+                self.churn_and_open_loop(env, "responder", "the responder")
                 self.say(f"flood, connect-greeting-RST, against the responder, {users} users ...")
                 self._guard(lambda: [fg.flood_figure(self.generator(
                     {"kind": "flood", "users": users}, {**env, "LOADTEST_IMAP_DISCONNECT": "reset"}))],
@@ -210,21 +194,25 @@ class Bench:
                                sources={"dir": "flag --deploy-dir",
                                         "volatile_dir": "flag --volatile-dir"})
         try:
-            env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
-            capacity = None
-            for path in ("lean", "imapclient"):
-                self.say(f"churn, {path} path, against Cyrus, {users} users ...")
-                figs = self._guard(lambda p=path: fg.churn_figures(
-                    self.generator({"kind": "churn", "users": users, "lean": p == "lean"},
-                                   {**env, **_lean_env(p == "lean")}), p, "cyrus"),
-                    f"{path}_churn_cpu_us_cyrus", f"{path} churn: generator CPU per session (cyrus)", "µs")
-                if path == "lean" and len(figs) > 1:
-                    capacity = figs[1].value
-            if capacity:
-                self.open_loop(env, capacity, "cyrus")
+            self.churn_and_open_loop({"LOADTEST_DEPLOYMENT": str(deployment.path)}, "cyrus", "Cyrus")
         finally:
-            deploy_down(deployment.root)
-            shutil.rmtree(root, ignore_errors=True)
+            deploy_down(deployment.root)  # also removes the directory
+
+    def churn_and_open_loop(self, env: dict[str, str], against: str, server: str) -> None:
+        """Closed-loop churn on the lean and imapclient paths, then the open loop paced from the
+        lean path's capacity. ``against`` keys the figures, ``server`` names it for the log."""
+        users = self.args.users
+        capacity = None
+        for path in ("lean", "imapclient"):
+            self.say(f"churn, {path} path, against {server}, {users} users ...")
+            figs = self._guard(lambda p=path: fg.churn_figures(
+                self.generator({"kind": "churn", "users": users, "lean": p == "lean"},
+                               {**env, **_lean_env(p == "lean")}), p, against),
+                f"{path}_churn_cpu_us_{against}", f"{path} churn: generator CPU per session ({against})", "µs")
+            if path == "lean" and len(figs) > 1:
+                capacity = figs[1].value
+        if capacity:
+            self.open_loop(env, capacity, against)
 
     def open_loop(self, env: dict[str, str], capacity: float, against: str) -> None:
         """Lean churn paced at OPEN_LOOP_SHARE of the capacity just measured against the same
@@ -246,13 +234,7 @@ class Bench:
                                            "%", f"{COLLECTORS_COST} not found (not a source checkout)"))
             return
         cmd = [sys.executable, str(COLLECTORS_COST), "--prefork", str(prefork), "--seconds", str(seconds)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=seconds + 120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+        _returncode, out, err = run_bounded(cmd, seconds + 120)
         percent, detail = parse_collectors_cost(out)
         detail.update(prefork=prefork, seconds=seconds, command=" ".join(cmd[1:]))
         if percent is None:
@@ -286,21 +268,37 @@ class Bench:
         return fg.document(self.figures, self.context)
 
 
-_COST_RE = re.compile(r"([\d.]+) s CPU in ([\d.]+) s = ([\d.]+) % of one core; (\d+) samples")
-
-
 def parse_collectors_cost(output: str) -> tuple[float | None, dict[str, Any]]:
-    """The share of one core from collectors_cost.py's summary line."""
-    for line in output.splitlines():
-        m = _COST_RE.search(line)
-        if m:
-            return float(m.group(3)), {"cpu_s": float(m.group(1)), "wall_s": float(m.group(2)),
-                                       "samples": int(m.group(4))}
-    return None, {}
+    """The share of one core from collectors_cost.py's last line (JSON), and its detail."""
+    lines = output.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None, {}
+    if not isinstance(result, dict) or not isinstance(result.get("core_percent"), (int, float)):
+        return None, {}
+    return float(result["core_percent"]), {k: result[k] for k in ("cpu_s", "wall_s", "samples")
+                                           if k in result}
 
 
 def _lean_env(lean: bool) -> dict[str, str]:
     return {"LOADTEST_IMAP_LEAN": "1"} if lean else {}
+
+
+def run_bounded(cmd: list[str], limit: float, env: dict[str, str] | None = None
+                ) -> tuple[int | None, str, str]:
+    """Run ``cmd`` in a process group of its own; after ``limit`` seconds kill the group.
+    (returncode, stdout, stderr); returncode None when it was killed for time."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return None, out, err
+    return proc.returncode, out, err
 
 
 def stop_process(proc: subprocess.Popen) -> None:

@@ -79,13 +79,18 @@ def test_document_is_json_with_targets_and_verdicts() -> None:
     assert "script not found" in fg.table_rows(figs)[-1][1]
 
 
-def test_collectors_cost_line_is_parsed() -> None:
+def test_collectors_cost_json_line_is_parsed() -> None:
     out = ("master 1 has 50 children\ncollectors (threads), default rates (probe 4/s, others every "
            "1 s), 50 imapd children: 0.123 s CPU in 10.0 s = 1.23 % of one core; 400 samples "
-           "(40/s), missed ticks 0\n")
+           "(40/s), missed ticks 0\n"
+           '{"core_percent": 1.23, "cpu_s": 0.123, "wall_s": 10.0, "samples": 400, '
+           '"imapd_children": 50, "missed_ticks": 0}\n')
     percent, detail = cli.parse_collectors_cost(out)
     assert percent == 1.23 and detail == {"cpu_s": 0.123, "wall_s": 10.0, "samples": 400}
     assert cli.parse_collectors_cost("Traceback ...") == (None, {})
+    assert cli.parse_collectors_cost("") == (None, {})
+    # The human line alone (no JSON after it: the script was killed) is no figure.
+    assert cli.parse_collectors_cost(out.splitlines()[1]) == (None, {})
 
 
 def _args(**kw) -> argparse.Namespace:
