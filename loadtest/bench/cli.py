@@ -26,6 +26,7 @@ from typing import Any
 
 from loadtest.bench import figures as fg
 from loadtest.errors import UsageError
+from loadtest.paths import filesystem_type
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTORS_COST = REPO / "benchmarks" / "collectors_cost.py"
@@ -82,7 +83,7 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"--deploy-dir {args.deploy_dir!r}: not a directory")
     volatile: Path | None = None
     if args.volatile_dir == "auto":
-        volatile = Path("/dev/shm") if filesystem_of(deploy_dir) != "tmpfs" else None
+        volatile = Path("/dev/shm") if filesystem_type(deploy_dir) != "tmpfs" else None
     elif args.volatile_dir != "none":
         volatile = Path(args.volatile_dir)
         if "cyrus" not in skip and not volatile.is_dir():
@@ -92,24 +93,6 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
         if not parent.is_dir():
             raise UsageError(f"--json {args.json_path!r}: directory {parent} does not exist")
     return {"skip": skip, "seconds": seconds, "deploy_dir": deploy_dir, "volatile_dir": volatile}
-
-
-def filesystem_of(path: Path) -> str:
-    """The filesystem type holding ``path`` (longest mount point prefix in /proc/mounts)."""
-    path = path.resolve()
-    best, fstype = "", "unknown"
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return fstype
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        mount = parts[1].replace("\\040", " ")
-        if (str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
-            best, fstype = mount, parts[2]
-    return fstype
 
 
 class Bench:
@@ -182,12 +165,12 @@ class Bench:
 
         users = self.args.users
         root = self.deploy_dir / f"cyrus-loadtest-bench-{os.getpid()}"
-        fstype = filesystem_of(self.deploy_dir)
+        fstype = filesystem_type(self.deploy_dir)
         volatile = self.volatile_dir
         self.context["deployment"] = {
             "dir": str(root), "filesystem": fstype,
             "volatile_dir": str(volatile) if volatile else None,
-            "volatile_filesystem": filesystem_of(volatile) if volatile else fstype}
+            "volatile_filesystem": filesystem_type(volatile) if volatile else fstype}
         where = f" (proc, lock, stats on {volatile})" if volatile else ""
         self.say(f"deploying Cyrus in {root} ({fstype}){where} ...")
         deployment = deploy_up(root, users=users, volatile_dir=volatile,
