@@ -25,8 +25,8 @@ from locust import events
 from loadtest import run as _run_options  # noqa: F401 - declares the run's options
 from loadtest import settings as settings_mod
 from loadtest.errors import EXIT_USAGE, UsageError
+from loadtest.gate.steps import locust_listener
 from loadtest.imap import config as imap_config_mod
-from loadtest.imap import failures as imap_failures
 
 logger = logging.getLogger(__name__)
 
@@ -180,19 +180,6 @@ def _is_worker(environment: Any) -> bool:
     return isinstance(environment.runner, WorkerRunner)
 
 
-def _imap_listener(recorder: Any, phase_of: Any) -> Any:
-    """Only IMAP steps count in the gate's statistics (PACING rows are schedule lag)."""
-    from loadtest.gate.steps import locust_listener
-
-    listener = locust_listener(recorder, phase_of)
-
-    def on_request(request_type: str, **kwargs: Any) -> None:
-        if request_type == imap_failures.REQUEST_TYPE:
-            listener(request_type=request_type, **kwargs)
-
-    return on_request
-
-
 def _fail_at_init(environment: Any, message: str) -> None:
     sys.stderr.write(f"cyrus-loadtest: error: {message}\n")
     sys.stderr.flush()
@@ -301,7 +288,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     # The Cyrus server tab: live series and gate table; also binds the UI to 127.0.0.1 by default.
     install_webui(environment, store=lambda: run.store, rules=lambda: run.rules,
                   steps=lambda: run.recorder)
-    environment.events.request.add_listener(_imap_listener(run.recorder, run.current_phase))
+    environment.events.request.add_listener(locust_listener(run.recorder, run.current_phase))
     # Locust's HTML report goes into the run folder unless the user chose a place (Locust reads
     # html_file at the very end; its CSV writer exists before init, so finish_run writes CSVs).
     if not getattr(options, "html_file", None):
@@ -319,7 +306,7 @@ def _set_up_worker(environment: Any) -> None:
 
     state = {"recorder": StepRecorder(), "phase": None}
     _worker_state[environment] = state
-    environment.events.request.add_listener(_imap_listener(state["recorder"], lambda: state["phase"]))
+    environment.events.request.add_listener(locust_listener(state["recorder"], lambda: state["phase"]))
     environment.runner.register_message(
         PHASE_MESSAGE, lambda msg, **_kw: state.__setitem__("phase", msg.data))
 

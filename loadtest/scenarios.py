@@ -18,7 +18,6 @@ from typing import Any
 
 from loadtest import plugin
 from loadtest.imap.lean import login_command
-from loadtest.paths import on_tmpfs  # noqa: F401 - locustfiles/lockfile_churn.py imports it here
 from loadtest.settings import Option, declare, positive_float, positive_int
 from loadtest.shapes import Phase, PhasedShape, fast_spawn_rate
 from loadtest.users import ChurnUser, HeldSessionUser, ReconnectFloodUser

@@ -15,7 +15,8 @@ import logging
 from locust import events
 
 from loadtest import plugin
-from loadtest.scenarios import LockFileChurnShape, on_tmpfs  # noqa: F401 - Locust picks it up
+from loadtest.paths import on_tmpfs
+from loadtest.scenarios import LockFileChurnShape  # noqa: F401 - Locust picks it up
 from loadtest.users import ChurnUser, HeldSessionUser  # noqa: F401
 
 

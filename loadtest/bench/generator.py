@@ -59,7 +59,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     from loadtest import plugin, users
     from loadtest.bench.responder import raise_nofile
-    from loadtest.gate.steps import StepRecorder
+    from loadtest.gate.steps import StepRecorder, locust_listener
 
     raise_nofile()
     kind = spec["kind"]
@@ -68,7 +68,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     environment = Environment(user_classes=[user_class])
     plugin.configure(environment)
     recorder = StepRecorder()
-    environment.events.request.add_listener(plugin._imap_listener(recorder, lambda: None))
+    environment.events.request.add_listener(locust_listener(recorder))
     runner = environment.create_local_runner()
     count = int(spec["users"])
     rss0 = rss_bytes()
