@@ -18,16 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.imap.credentials import Credential, quote, read_users_file
-from loadtest.imap.failures import (  # noqa: F401 - re-exported for the samplers
+from loadtest.imap.failures import (
     AUTH_REJECTED,
-    BYE_GREETING,
-    CONNECT_TIMEOUT,
     CONNECTION_LOST,
-    GREETING_TIMEOUT,
+    PHASE_CONNECT,
+    PHASE_GREETING,
+    PHASE_LOGIN,
     PROTOCOL_ERROR,
-    REFUSED,
     RESPONSE_TIMEOUT,
+    AuthRejected,
+    ByeGreeting,
+    ProtocolError,
+    classify,
 )
+
+# The probe's steps and the phase each one is classified in (failures.classify).
+PHASES = {"connect": PHASE_CONNECT, "greeting": PHASE_GREETING, "login": PHASE_LOGIN}
 
 
 def read_users(path: str | Path, limit: int = 2) -> list[Credential]:
@@ -35,9 +41,21 @@ def read_users(path: str | Path, limit: int = 2) -> list[Credential]:
     return read_users_file(path, "the deployment's users file")[:limit]
 
 
-def imap_quote(value: str) -> str:
-    """``value`` as an IMAP quoted string, as text for the probe's f-string commands."""
-    return quote(value).decode("ascii")
+def _login_line(tag: str, creds: Credential) -> bytes:
+    return b"%s LOGIN %s %s\r\n" % (tag.encode(), quote(creds.username), quote(creds.password))
+
+
+def _open(host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection (Nagle off: commands are one small write each)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 @dataclass(slots=True)
@@ -77,54 +95,43 @@ def probe_once(host: str, port: int, creds: Credential | None, timeout: float) -
     start = time.monotonic()
     deadline = start + timeout
     step = "connect"
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock: socket.socket | None = None
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(timeout)
-        sock.connect((host, port))
+        sock = _open(host, port, timeout)
         out.connect = time.monotonic() - start
         step = "greeting"
         reader = _LineReader(sock)
         greeting = reader.line(deadline)
         if greeting.startswith(b"* BYE"):
-            out.failure, out.failed_step = BYE_GREETING, step
-            return out
+            raise ByeGreeting
         if not greeting.startswith(b"* OK"):
-            out.failure, out.failed_step = PROTOCOL_ERROR, step
-            return out
+            raise ProtocolError
         out.greeting = time.monotonic() - start
         if creds is None:
             return out
         step = "login"
         sent = time.monotonic()
-        sock.sendall(f"p1 LOGIN {imap_quote(creds.username)} {imap_quote(creds.password)}\r\n"
-                     .encode())
-        while True:
-            line = reader.line(deadline)
-            if line.startswith(b"p1 "):
-                break
+        sock.sendall(_login_line("p1", creds))
+        while not (line := reader.line(deadline)).startswith(b"p1 "):
+            pass
         if not line.startswith(b"p1 OK"):
-            out.failure, out.failed_step = AUTH_REJECTED, step
-            return out
+            raise AuthRejected
         out.login = time.monotonic() - sent
         # LOGOUT politely but untimed, within what is left of the deadline.
         step = "logout"
         sock.sendall(b"p2 LOGOUT\r\n")
         while not reader.line(min(deadline, time.monotonic() + 1.0)).startswith(b"p2 "):
             pass
-    except ConnectionRefusedError:
-        out.failure, out.failed_step = REFUSED, step
-    except TimeoutError:
-        if step != "logout":
-            out.timed_out = True
-            out.failure, out.failed_step = {
-                "connect": CONNECT_TIMEOUT, "greeting": GREETING_TIMEOUT,
-            }.get(step, RESPONSE_TIMEOUT), step
-    except OSError:
-        if step != "logout":
-            out.failure, out.failed_step = CONNECTION_LOST, step
+    except Exception as exc:
+        if step != "logout":  # measured already: how the goodbye went does not matter
+            failure = classify(exc, PHASES[step])
+            if failure is None:
+                raise  # not an I/O failure: a bug here
+            out.failure, out.failed_step = failure, step
+            out.timed_out = isinstance(exc, TimeoutError)
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
     return out
 
 
@@ -206,32 +213,25 @@ class HeldSession:
 
     def _connect(self) -> None:
         deadline = time.monotonic() + self.timeout
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
-                             socket.SOCK_STREAM)
+        sock: socket.socket | None = None
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(self.timeout)
-            sock.connect((self.host, self.port))
+            sock = _open(self.host, self.port, self.timeout)
             reader = _LineReader(sock)
             if not reader.line(deadline).startswith(b"* OK"):
                 raise ConnectionError("no OK greeting")
-            sock.sendall(f"l1 LOGIN {imap_quote(self.creds.username)} "
-                         f"{imap_quote(self.creds.password)}\r\n".encode())
+            sock.sendall(_login_line("l1", self.creds))
             while not (line := reader.line(deadline)).startswith(b"l1 "):
                 pass
             if not line.startswith(b"l1 OK"):
-                raise PermissionError(AUTH_REJECTED)
-        except PermissionError:
-            sock.close()
+                raise AuthRejected
+        except (AuthRejected, OSError) as exc:  # TimeoutError and ConnectionError are OSErrors
+            if sock is not None:
+                sock.close()
+            why = AUTH_REJECTED if isinstance(exc, AuthRejected) else \
+                f"cannot connect ({exc.__class__.__name__})"
             with self._lock:
                 self._connecting = False
-                self.last_error = f"held session: {AUTH_REJECTED}"
-            return
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            sock.close()
-            with self._lock:
-                self._connecting = False
-                self.last_error = f"held session: cannot connect ({exc.__class__.__name__})"
+                self.last_error = f"held session: {why}"
             return
         sock.settimeout(None)
         with self._lock:

@@ -388,7 +388,7 @@ class ProcessSampler(Sampler):
                 self.add("process_spawns", spawns[service], t, service=service)
                 self.add("process_exits", exits[service], t, service=service)
             for key in exited:
-                del self._services[key]
+                self._services.pop(key, None)
         self._previous = set(current)
         if self._cpu is not None and t > self._cpu[0]:
             percent = 100.0 * (ticks - self._cpu[1]) / CLK_TCK / (t - self._cpu[0])
