@@ -228,8 +228,7 @@ def _remote_collectors(environment: Any, store: Any, config: Any) -> Any:
                                 "TLS target")
     remote = Target(name=target.instance or f"{target.host}:{target.port}", host=target.host,
                     port=target.port, pid_file="", master_pid=None, stats_file="", data_dir="",
-                    proc_dir="", listen_backlog=None, metrics_url=config.metrics_url,
-                    users=(credential,) if credential else ())
+                    proc_dir="", listen_backlog=None, users=(credential,) if credential else ())
     return CollectorSet([remote], store, config)
 
 
@@ -285,7 +284,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     _runs[environment] = run
     from loadtest.webui import install as install_webui
 
-    # The Cyrus server tab: live series and gate table; also binds the UI to 127.0.0.1 by default.
+    # The Cyrus server tab: live series and gate table (register_options binds to 127.0.0.1).
     install_webui(environment, store=lambda: run.store, rules=lambda: run.rules,
                   steps=lambda: run.recorder)
     environment.events.request.add_listener(locust_listener(run.recorder, run.current_phase))

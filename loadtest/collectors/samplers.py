@@ -112,7 +112,6 @@ class Target:
     data_dir: str
     proc_dir: str
     listen_backlog: int | None
-    metrics_url: str = ""
     users: tuple[Credential, ...] = ()
 
 
@@ -242,7 +241,7 @@ class MasterSampler(Sampler):
     def __init__(self, ctx: Context, target: Target) -> None:
         super().__init__(ctx, target.name)
         self.target = target
-        self.url = target.metrics_url or ctx.config.metrics_url
+        self.url = ctx.config.metrics_url
         self.heartbeat = HeartbeatTracker(update_interval=ctx.config.stats_update_interval,
                                           threshold=ctx.config.heartbeat_threshold)
         self._gap_event: Event | None = None
