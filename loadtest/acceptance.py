@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest.core.runfolder import RUN_FILE
 from loadtest.errors import EXIT_FAIL, UsageError
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
@@ -140,8 +141,8 @@ def orchestrate(job: LoadRun) -> int:
         locust = subprocess.Popen(command, cwd=PROJECT_ROOT)
         code = locust.wait()
         folder = _run_folder(artifacts, run_name)
-        if folder is not None and (folder / "run.json").exists():
-            from loadtest.report.artifacts import load_run
+        if folder is not None and (folder / RUN_FILE).exists():
+            from loadtest.core.runfolder import load_run
             from loadtest.report.html import render
 
             report = render(load_run(folder), None, None)  # verdict.json from the in-process gate

@@ -24,8 +24,8 @@ from locust import events
 
 from loadtest import run as _run_options  # noqa: F401 - declares the run's options
 from loadtest import settings as settings_mod
+from loadtest.core.steps import locust_listener
 from loadtest.errors import EXIT_USAGE, UsageError
-from loadtest.gate.steps import locust_listener
 from loadtest.imap import config as imap_config_mod
 
 logger = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     if _is_worker(environment):
         _set_up_worker(environment)
         return
-    from loadtest.collectors.series import SeriesStore
+    from loadtest.core.series import SeriesStore
     from loadtest.deploy.deployment import load_deployment
     from loadtest.faults import FaultRunner, parse_faults
     from loadtest.gate.rules import load_rules
@@ -301,7 +301,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
 
 
 def _set_up_worker(environment: Any) -> None:
-    from loadtest.gate.steps import StepRecorder
+    from loadtest.core.steps import StepRecorder
 
     state = {"recorder": StepRecorder(), "phase": None}
     _worker_state[environment] = state

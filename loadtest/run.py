@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.collectors.series import Event, SeriesStore
-from loadtest.gate.steps import StepRecorder
+from loadtest.core.runfolder import RUN_FILE, run_header
+from loadtest.core.series import Event, SeriesStore
+from loadtest.core.steps import StepRecorder
 from loadtest.paths import atomic_write
-from loadtest.report.artifacts import run_header
 from loadtest.settings import Option, Settings, declare, positive_float
-
-RUN_FILE = "run.json"
 
 declare(
     Option("artifacts", "folder under which each run writes its own folder of artifacts",

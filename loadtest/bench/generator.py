@@ -59,7 +59,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     from loadtest import plugin, users
     from loadtest.bench.responder import raise_nofile
-    from loadtest.gate.steps import StepRecorder, locust_listener
+    from loadtest.core.steps import StepRecorder, locust_listener
 
     raise_nofile()
     kind = spec["kind"]

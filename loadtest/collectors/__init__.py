@@ -27,6 +27,6 @@ Modules: ``parsers`` and ``stall`` are pure (tested on literal data); ``probe`` 
 
 from loadtest.collectors.collectorset import CollectorSet
 from loadtest.collectors.config import ALL_COLLECTORS, CollectorConfig
-from loadtest.collectors.series import Event, Sample, SeriesStore
+from loadtest.core.series import Event, Sample, SeriesStore
 
 __all__ = ["ALL_COLLECTORS", "CollectorConfig", "CollectorSet", "Event", "Sample", "SeriesStore"]

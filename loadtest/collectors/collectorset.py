@@ -24,7 +24,7 @@ from loadtest.collectors.samplers import (
     Target,
     make_target,
 )
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.series import SeriesStore
 
 log = logging.getLogger("loadtest.collectors")
 FLUSH_INTERVAL_S = 1.0

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.imap.credentials import Credential, quote, read_users_file
+from loadtest.core.credentials import Credential, quote, read_users_file
 from loadtest.imap.failures import (
     AUTH_REJECTED,
     CONNECTION_LOST,

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.collectors import parsers
 from loadtest.collectors.config import CollectorConfig
 from loadtest.collectors.probe import HeldSession, probe_once
 from loadtest.collectors.runtime import Clock, Runtime, Stopped
-from loadtest.collectors.series import Event, SeriesStore
 from loadtest.collectors.stall import HeartbeatTracker, HeldResult, ProbeResult, find_stalls
+from loadtest.core import parsers
+from loadtest.core.credentials import Credential
+from loadtest.core.series import Event, SeriesStore
 from loadtest.deploy.procs import pid_alive
-from loadtest.imap.credentials import Credential
 
 log = logging.getLogger("loadtest.collectors")
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -13,7 +13,7 @@ from typing import Any
 
 from loadtest.collectors.collectorset import CollectorSet
 from loadtest.collectors.config import ALL_COLLECTORS, CollectorConfig
-from loadtest.collectors.series import Event, Sample, SeriesStore
+from loadtest.core.series import Event, Sample, SeriesStore
 from loadtest.deploy.deployment import load_deployment
 from loadtest.errors import UsageError
 from loadtest.safety import check_target

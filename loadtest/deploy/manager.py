@@ -254,7 +254,7 @@ class InstanceStatus:
 
 def read_ready_workers(stats_file: str) -> float | None:
     """Ready imap workers according to master's stats file (None when unreadable)."""
-    from loadtest.collectors.parsers import ParseError, parse_master_stats
+    from loadtest.core.parsers import ParseError, parse_master_stats
 
     try:
         stats = parse_master_stats(Path(stats_file).read_text())

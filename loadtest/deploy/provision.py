@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from loadtest.core.credentials import quote
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.render import SERVERNAME
-from loadtest.imap.credentials import quote
 from loadtest.paths import fixtures_dir
 
 DEFAULT_FOLDERS = ("Sent", "Drafts", "Trash")

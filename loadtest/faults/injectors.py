@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtest.collectors.parsers import parse_children, service_of
+from loadtest.core.parsers import parse_children, service_of
 from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.procs import pid_alive

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loadtest.collectors.runtime import Runtime
-from loadtest.collectors.series import Event, SeriesStore
+from loadtest.core.series import Event, SeriesStore
 from loadtest.deploy.deployment import Deployment
 from loadtest.faults.injectors import Injector, make_injector
 from loadtest.faults.spec import FaultSpec

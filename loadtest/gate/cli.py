@@ -13,13 +13,13 @@ from typing import Any
 
 from rich.console import Console
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.runfolder import JUNIT_FILE, VERDICT_FILE, load_run
+from loadtest.core.series import SeriesStore
+from loadtest.core.steps import StepRecorder
 from loadtest.gate.evaluate import Verdict, evaluate
 from loadtest.gate.metrics import describe_all
 from loadtest.gate.output import print_verdict, write_junit, write_outputs, write_verdict_json
 from loadtest.gate.rules import RuleSet, load_rules
-from loadtest.gate.steps import StepRecorder
-from loadtest.report.artifacts import JUNIT_FILE, VERDICT_FILE, load_run
 
 
 class _ListMetrics(argparse.Action):

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.collectors.series import Event, Sample, SeriesStore
+from loadtest.core.series import Event, Sample, SeriesStore
+from loadtest.core.steps import StepRecorder, json_number
 from loadtest.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 from loadtest.gate.metrics import ALL_STEPS, COUNTER, LATENCY, Metric
 from loadtest.gate.rules import Rule, RuleSet
-from loadtest.gate.steps import StepRecorder, json_number
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 VERDICT_FORMAT = 1

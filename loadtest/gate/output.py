@@ -15,9 +15,9 @@ from junitparser import Error, Failure, JUnitXml, Properties, Property, TestCase
 from rich.console import Console
 from rich.table import Table
 
+from loadtest.core.runfolder import JUNIT_FILE, VERDICT_FILE
 from loadtest.gate.evaluate import FAIL, INCONCLUSIVE, PASS, Verdict
 from loadtest.paths import atomic_write
-from loadtest.report.artifacts import JUNIT_FILE, VERDICT_FILE
 
 STYLE = {PASS: "green", FAIL: "bold red", INCONCLUSIVE: "yellow"}
 

@@ -11,10 +11,10 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from loadtest.core.credentials import Credential, pattern_credentials, read_users_file
 from loadtest.deploy.deployment import Deployment, load_deployment
 from loadtest.errors import UsageError
 from loadtest.imap import failures as f
-from loadtest.imap.credentials import Credential, pattern_credentials, read_users_file
 from loadtest.imap.transport import (
     DISCONNECT_MODES,
     TLS_IMPLICIT,

@@ -10,6 +10,8 @@ import imaplib
 import socket
 import ssl
 
+from loadtest.core.steps import REQUEST_TYPE  # noqa: F401  (users fire their steps with it)
+
 # Step names: the Locust request name of each timed step (docs/internals.md).
 CONNECT = "CONNECT"
 LOGIN = "LOGIN"
@@ -22,7 +24,6 @@ IDLE = "IDLE"
 LOGOUT = "LOGOUT"
 STEPS = (CONNECT, LOGIN, LIST, SELECT, STATUS, FETCH, NOOP, IDLE, LOGOUT)
 
-REQUEST_TYPE = "IMAP"
 
 # Failure classes.
 REFUSED = "refused"

@@ -13,8 +13,8 @@ import socket
 from time import perf_counter
 from typing import Any
 
+from loadtest.core.credentials import Credential, quote
 from loadtest.imap import failures as f
-from loadtest.imap.credentials import Credential, quote
 from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import (
     DISCONNECT_LOGOUT,

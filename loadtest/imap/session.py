@@ -23,8 +23,8 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.util import to_unicode
 
+from loadtest.core.credentials import Credential
 from loadtest.imap import failures as f
-from loadtest.imap.credentials import Credential
 from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import (
     DISCONNECT_LOGOUT,

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from loadtest.imap.credentials import Credential
+from loadtest.core.credentials import Credential
 from loadtest.imap.lean import LeanSession, login_command
 from loadtest.imap.session import ImapSession
 from loadtest.imap.timed import Reporter

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from loadtest.report.artifacts import load_run
+from loadtest.core.runfolder import load_run
 from loadtest.report.html import render
 
 

@@ -13,8 +13,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from loadtest.core.runfolder import REPORT_FILE, RunArtifacts
 from loadtest.paths import atomic_write
-from loadtest.report.artifacts import REPORT_FILE, RunArtifacts
 from loadtest.report.plots import plot_all, time_range
 
 CSS = """

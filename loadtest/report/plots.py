@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # before pyplot: no display, same output everywhere
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from loadtest.collectors.series import Event, Sample, SeriesStore  # noqa: E402
+from loadtest.core.series import Event, Sample, SeriesStore  # noqa: E402
 
 # Labels that tell lines of one signal apart (others, like "why" or "dir", do not).
 GROUP_LABELS = ("step", "service", "family")

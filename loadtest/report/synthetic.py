@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.collectors.series import SeriesStore
-from loadtest.gate.steps import StepRecorder
-from loadtest.report.artifacts import RUN_FILE, run_header
+from loadtest.core.runfolder import RUN_FILE, run_header
+from loadtest.core.series import SeriesStore
+from loadtest.core.steps import StepRecorder
 
 T0 = 1_700_000_000.0
 PHASES = (("warmup", 0.0, 10.0), ("churn-ramp", 10.0, 40.0), ("reconnect-flood", 40.0, 55.0),

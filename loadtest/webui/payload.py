@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.collectors.series import Event, Sample
+from loadtest.core.series import Event, Sample
 
 # Events drawn on every chart. Phases label the time axis; the rest are shaded bands.
 MARKED_EVENT_KINDS = ("stall", "heartbeat_gap", "fault", "collector_gap", "phase")

@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request, send_from_directory, url_for
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.series import SeriesStore
 from loadtest.webui import payload
 
 log = logging.getLogger("loadtest.webui")
@@ -112,9 +112,9 @@ class ServerTab:
         return self._rules_cache[1]
 
     def _evaluate(self) -> dict[str, Any]:
+        from loadtest.core.steps import StepRecorder
         from loadtest.errors import UsageError
         from loadtest.gate.evaluate import evaluate
-        from loadtest.gate.steps import StepRecorder
 
         try:
             rules = self._rules()

@@ -18,8 +18,8 @@ import pytest
 
 from loadtest.collectors import CollectorConfig, CollectorSet, SeriesStore
 from loadtest.collectors.probe import _LineReader, probe_once, read_users
+from loadtest.core.credentials import Credential, quote
 from loadtest.deploy.deployment import Deployment
-from loadtest.imap.credentials import Credential, quote
 
 pytestmark = pytest.mark.cyrus
 

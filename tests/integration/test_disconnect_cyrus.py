@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.core.credentials import read_users_file
 from loadtest.deploy.deployment import Deployment
-from loadtest.imap.credentials import read_users_file
 from loadtest.imap.testing import SESSION_PATHS, logged_in_session
 from loadtest.imap.transport import DISCONNECT_CLOSE, DISCONNECT_LOGOUT, DISCONNECT_RESET, Target
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.series import SeriesStore
 from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import Deployment, InstanceInfo
 from loadtest.deploy.procs import pid_alive
@@ -182,7 +182,7 @@ def test_sigint_during_a_stall_still_resumes_master(cyrus_deployment: Deployment
     script = tmp_path / "stall.py"
     script.write_text(textwrap.dedent(f"""
         import time
-        from loadtest.collectors.series import SeriesStore
+        from loadtest.core.series import SeriesStore
         from loadtest.deploy.deployment import Deployment
         from loadtest.faults import FaultRunner, parse_faults
         runner = FaultRunner(parse_faults("stall-master:duration=60", "test"),

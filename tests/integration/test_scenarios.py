@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.collectors.series import Event
+from loadtest.core.runfolder import RunArtifacts, load_run
+from loadtest.core.series import Event
 from loadtest.deploy.deployment import Deployment
 from loadtest.deploy.instance import instance_pids
 from loadtest.deploy.manager import deploy_down, deploy_up
 from loadtest.deploy.procs import pids_mentioning
 from loadtest.deploy.topology import load_topology
 from loadtest.paths import PROJECT_ROOT, fixtures_dir, on_tmpfs
-from loadtest.report.artifacts import RunArtifacts, load_run
 
 pytestmark = [pytest.mark.cyrus, pytest.mark.slow]
 CLI = [sys.executable, "-m", "loadtest.cli", "scenario"]

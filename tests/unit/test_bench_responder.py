@@ -13,7 +13,7 @@ import pytest
 
 from loadtest.bench import responder
 from loadtest.bench.cli import stop_process
-from loadtest.imap.credentials import Credential
+from loadtest.core.credentials import Credential
 from loadtest.imap.session import ImapSession
 from loadtest.imap.testing import SESSION_PATHS, FakeImapServer, logged_in_session
 from loadtest.imap.transport import Target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.collectors import parsers
+from loadtest.core import parsers
 
 # {configdirectory}/stats/master.txt of a Cyrus 3.6 master (prefork=2 plus one connection).
 MASTER_TXT = """\

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 
 from loadtest.collectors.probe import HeldSession, probe_once
-from loadtest.imap.credentials import Credential
+from loadtest.core.credentials import Credential
 
 CREDS = Credential("user1", 'pa"ss\\word')
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.series import SeriesStore
 
 
 def test_tail_returns_only_what_is_new_and_restarts_past_the_end() -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.runfolder import load_run
+from loadtest.core.series import SeriesStore
+from loadtest.core.steps import StepRecorder
 from loadtest.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 from loadtest.gate.cli import gate_at_quit
 from loadtest.gate.evaluate import FAIL, INCONCLUSIVE, PASS, evaluate
 from loadtest.gate.rules import parse_rules
-from loadtest.gate.steps import StepRecorder
-from loadtest.report.artifacts import load_run
 from loadtest.report.synthetic import T0, synthetic_run, write_synthetic_run
 
 GATES = Path(__file__).resolve().parents[2] / "fixtures" / "gates"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.series import SeriesStore
+from loadtest.core.steps import StepRecorder, StepStats, locust_listener
 from loadtest.gate.evaluate import nearest_rank
-from loadtest.gate.steps import StepRecorder, StepStats, locust_listener
 
 T = 1_700_000_000.0
 

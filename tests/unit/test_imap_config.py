@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from loadtest import FORMAT_VERSION
+from loadtest.core.credentials import read_users_file
 from loadtest.deploy.deployment import Deployment, InstanceInfo
 from loadtest.errors import UsageError
 from loadtest.imap.config import build_config
-from loadtest.imap.credentials import read_users_file
 from loadtest.settings import resolve
 
 
@@ -131,6 +131,6 @@ def test_missing_users_file(tmp_path: Path) -> None:
 
 
 def test_credential_repr_hides_password() -> None:
-    from loadtest.imap.credentials import Credential
+    from loadtest.core.credentials import Credential
 
     assert "hunter2" not in repr(Credential("u", "hunter2"))

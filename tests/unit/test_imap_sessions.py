@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.core.credentials import Credential
 from loadtest.deploy.instance import free_port
 from loadtest.imap import failures as f
-from loadtest.imap.credentials import Credential
 from loadtest.imap.testing import (
     BAD,
     BYE,

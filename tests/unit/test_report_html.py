@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.series import SeriesStore
+from loadtest.core.steps import StepRecorder
 from loadtest.errors import UsageError
 from loadtest.gate import cli as gate_cli
-from loadtest.gate.steps import StepRecorder
 from loadtest.report import cli
 from loadtest.report.plots import PANELS
 from loadtest.report.synthetic import SyntheticRun, synthetic_run, write_synthetic_run

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.series import SeriesStore
+from loadtest.core.steps import StepRecorder
 from loadtest.gate.evaluate import FAIL, PASS, evaluate
 from loadtest.gate.rules import load_rules, parse_rules
-from loadtest.gate.steps import StepRecorder
 from loadtest.report.synthetic import T0
 from loadtest.scenarios import (
     RushLoginUser,

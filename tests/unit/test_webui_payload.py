@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from loadtest.collectors.series import Event, Sample, SeriesStore
+from loadtest.core.series import Event, Sample, SeriesStore
+from loadtest.core.steps import StepRecorder
 from loadtest.gate.evaluate import evaluate
 from loadtest.gate.rules import parse_rules
-from loadtest.gate.steps import StepRecorder
 from loadtest.webui import payload
 
 

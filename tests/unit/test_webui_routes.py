@@ -12,9 +12,9 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, jsonify
 
-from loadtest.collectors.series import SeriesStore
+from loadtest.core.series import SeriesStore
+from loadtest.core.steps import StepRecorder
 from loadtest.gate.rules import parse_rules
-from loadtest.gate.steps import StepRecorder
 from loadtest.webui import ServerTab
 from loadtest.webui.server import STATIC_DIR
 
@@ -155,7 +155,7 @@ LOCUST_SCRIPT = textwrap.dedent("""
     from locust import User, task
     from locust.env import Environment
     from locust.argument_parser import parse_options
-    from loadtest.collectors.series import SeriesStore
+    from loadtest.core.series import SeriesStore
     from loadtest.webui import install
 
     class Nobody(User):

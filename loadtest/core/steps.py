@@ -23,8 +23,9 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadtest.imap.failures import REQUEST_TYPE
 from loadtest.paths import atomic_write
+
+REQUEST_TYPE = "IMAP"  # Locust request_type of every timed IMAP step (users fire it, the recorder keeps it)
 
 STEPS_FILE = "steps.json"
 STEPS_FORMAT = 1  # bumped when the layout of steps.json changes
@@ -202,7 +203,7 @@ class StepRecorder:
     # -- per-second series for the report --------------------------------------------------
     def emit_per_second(self, store: Any, before: float | None = None) -> int:
         """Move finished seconds (all whole seconds before `before`, default: all) into `store`
-        (a loadtest.collectors.series.SeriesStore) as step_rate_per_s, step_failures_per_s,
+        (a loadtest.core.series.SeriesStore) as step_rate_per_s, step_failures_per_s,
         step_p50_ms and step_p95_ms with labels {"step": name}. Returns the samples written.
 
         The sample time is the middle of its second. With distributed runs call it on the

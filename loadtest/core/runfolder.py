@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import FORMAT_VERSION, __version__
-from loadtest.collectors.series import EVENTS_FILE, SERIES_FILE, SeriesStore
+from loadtest.core.series import EVENTS_FILE, SERIES_FILE, SeriesStore
+from loadtest.core.steps import STEPS_FILE, StepRecorder
 from loadtest.errors import UsageError
-from loadtest.gate.steps import STEPS_FILE, StepRecorder
 
 RUN_FILE = "run.json"
 VERDICT_FILE = "verdict.json"
