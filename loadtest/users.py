@@ -204,6 +204,8 @@ def _run_step(session: ImapSession, step: str, idle_seconds: float = 0.0) -> Non
         session.noop()
     elif step == f.IDLE:
         session.idle(idle_seconds)
+    else:  # a step the options accept but no session method runs: a bug, not a silent skip
+        raise ValueError(f"no session method for IMAP step {step!r}")
 
 
 class HeldSessionUser(ImapUser):

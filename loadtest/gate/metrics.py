@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# IMAP steps (docs/internals.md) plus ALL = every step together.
-STEPS = ("CONNECT", "LOGIN", "LIST", "SELECT", "STATUS", "FETCH", "NOOP", "IDLE", "LOGOUT")
+from loadtest.imap.failures import STEPS  # the one list of IMAP steps; ALL = every step together
+
 ALL_STEPS = "ALL"
 
 STEP_STATS = {
