@@ -123,6 +123,7 @@ def orchestrate(job: LoadRun) -> int:
             print(f"{label}: starting a test deployment in {root} ...", flush=True)
             deployment = deploy_up(root, **job.deploy_kwargs)
         else:
+            assert job.deployment is not None  # own_deployment is False only with --deployment
             deployment = Deployment.load(job.deployment, "flag --deployment")
         if job.check_deployment is not None:
             job.check_deployment(deployment)

@@ -13,8 +13,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loadtest.errors import EXIT_USAGE, UsageError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 PROG = "cyrus-loadtest"
 
@@ -81,7 +85,7 @@ class _progress:
 
     def __enter__(self) -> Callable[[str, int, int], None]:
         self._bar = None
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._said: set[str] = set()
         if sys.stderr.isatty():
             from rich.progress import Progress

@@ -261,7 +261,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
         elif specs:
             raise UsageError("--faults needs a local test deployment (no --imap-host)")
         faults = (FaultRunner(specs, deployment, store, run_time=getattr(options, "run_time", None))
-                  if specs else None)
+                  if specs and deployment is not None else None)
         folder = new_folder(settings["artifacts"], settings.get("run_name"))
     except UsageError as exc:
         _fail_at_init(environment, str(exc))
@@ -303,11 +303,12 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
 def _set_up_worker(environment: Any) -> None:
     from loadtest.core.steps import StepRecorder
 
-    state = {"recorder": StepRecorder(), "phase": None}
+    recorder = StepRecorder()
+    state: dict[str, Any] = {"recorder": recorder, "phase": None}
     _worker_state[environment] = state
-    environment.events.request.add_listener(locust_listener(state["recorder"], lambda: state["phase"]))
+    environment.events.request.add_listener(locust_listener(recorder, lambda: state["phase"]))
     environment.runner.register_message(
-        PHASE_MESSAGE, lambda msg, **_kw: state.__setitem__("phase", msg.data))
+        PHASE_MESSAGE, lambda msg, **_kw: state.__setitem__("phase", msg.data["name"]))
 
 
 def _broadcast_phase(environment: Any, name: str | None) -> None:
@@ -316,7 +317,7 @@ def _broadcast_phase(environment: Any, name: str | None) -> None:
 
     runner = environment.runner
     if isinstance(runner, MasterRunner):
-        runner.send_message(PHASE_MESSAGE, name)
+        runner.send_message(PHASE_MESSAGE, {"name": name})
 
 
 @events.report_to_master.add_listener

@@ -28,7 +28,7 @@ def is_loopback(host: str) -> bool:
     except socket.gaierror:
         return False
     addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+    return bool(addresses) and all(ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses)
 
 
 def check_target(host: str, allow_remote: bool, source: str = "target") -> None:

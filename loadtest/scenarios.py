@@ -70,7 +70,7 @@ class StormUser(ReconnectFloodUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self._login_line = login_command(self.credential)
+        self._login_line = login_command(self._credential())
 
 
 # -- sizes ----------------------------------------------------------------------------------

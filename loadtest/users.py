@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from locust import User, events, task
 
 from loadtest import plugin
+from loadtest.core.credentials import Credential
 from loadtest.imap import failures as f
 from loadtest.imap.config import ImapConfig
 from loadtest.imap.failures import StepFailure
@@ -59,6 +60,12 @@ class ImapUser(User):
 
     def _new_session(self, cls: type[SessionT]) -> SessionT:
         return cls(self.target, self.report, self.config.connect_timeout, self.config.timeout)
+
+    def _credential(self) -> Credential:
+        # config.slot gives every user a credential when its class needs one (or refuses the run)
+        if self.credential is None:
+            raise RuntimeError(f"{type(self).__name__} needs a credential and has none")
+        return self.credential
 
     # -- Locust hooks ------------------------------------------------------------------------
 
@@ -166,10 +173,12 @@ def assign_worker_slots(environment: Any, **_kwargs: Any) -> None:
 class ChurnUser(ImapUser):
     """connect, LOGIN, LIST (and optionally SELECT/STATUS/FETCH), logout; repeat."""
 
+    session: LeanSession | ImapSession
+
     def on_start(self) -> None:
         if self.config.lean:
             self.session = self._new_session(LeanSession)
-            self._login_line = login_command(self.credential)
+            self._login_line = login_command(self._credential())
         else:
             self.session = self._new_session(ImapSession)
 
@@ -179,11 +188,11 @@ class ChurnUser(ImapUser):
         session = self.session
         try:
             session.connect()
-            if self.config.lean:
+            if isinstance(session, LeanSession):
                 session.login(self._login_line)
                 session.list()
             else:
-                session.login(self.credential)
+                session.login(self._credential())
                 for step in self.config.churn_steps:
                     _run_step(session, step)
             session.disconnect(self.disconnect_mode)
@@ -212,6 +221,8 @@ class HeldSessionUser(ImapUser):
     """Logs in once and keeps the session: NOOP/STATUS/IDLE every interval, reconnecting when the
     server drops it. It measures what existing users feel while others churn."""
 
+    session: ImapSession
+
     def on_start(self) -> None:
         self.session = self._new_session(ImapSession)
 
@@ -228,7 +239,7 @@ class HeldSessionUser(ImapUser):
         try:
             if not session.connected:
                 session.connect()
-                session.login(self.credential)
+                session.login(self._credential())
             for step in self.config.held_steps:
                 _run_step(session, step, self.config.idle_seconds)
         except StepFailure:
@@ -241,11 +252,12 @@ class ReconnectFloodUser(ImapUser):
 
     default_disconnect = DISCONNECT_RESET
     needs_credentials = False  # unless --imap-flood-login
+    session: LeanSession
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.session = self._new_session(LeanSession)
-        self._login_line = login_command(self.credential) if self.config.flood_login else None
+        self._login_line = login_command(self._credential()) if self.config.flood_login else None
 
     @task
     def flood(self) -> None:

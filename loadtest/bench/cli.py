@@ -129,6 +129,7 @@ class Bench:
         proc = subprocess.Popen([sys.executable, "-m", "loadtest.bench.responder",
                                  "--max-seconds", str(limit)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None  # stdout=PIPE
         line = proc.stdout.readline()
         if not line.strip().isdigit():
             stop_process(proc)

@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import resource
 import socket
 import stat
 import sys
 import threading
+from typing import cast
 
 GREETING = b"* OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE AUTH=PLAIN SASL-IR] bench responder ready\r\n"
 _UNTAGGED = {
@@ -57,7 +59,10 @@ def answer(line: bytes) -> tuple[bytes, bool]:
 class ImapResponder(asyncio.Protocol):
     __slots__ = ("transport", "buffer", "idle_tag")
 
+    transport: asyncio.Transport
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's transports are
         self.transport = transport
         self.buffer = b""
         self.idle_tag: bytes | None = None
@@ -105,9 +110,9 @@ async def serve(port: int, max_seconds: float) -> None:
     if stat.S_ISFIFO(os.fstat(0).st_mode):
         # The parent holds the other end of our stdin: its EOF (or the parent's death) stops us.
         def watch_stdin() -> None:
-            while sys.stdin.buffer.read1(4096):
+            while cast(io.BufferedReader, sys.stdin.buffer).read1(4096):
                 pass
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+            loop.call_soon_threadsafe(lambda: None if done.done() else done.set_result(None))
 
         threading.Thread(target=watch_stdin, daemon=True).start()
     async with server:

@@ -174,7 +174,7 @@ class HeldSession:
                 tag = f"h{next(self._tags)}"
                 self._outstanding[tag] = (t, time.monotonic())
                 why = None
-        if why is not None:
+        if why is not None or sock is None:
             self.on_result(t, None, why)
             return
         try:

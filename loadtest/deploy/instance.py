@@ -244,7 +244,7 @@ def stop(info: InstanceInfo, *, grace: float = STOP_GRACE_S) -> list[int]:
     """SIGTERM master (it takes its children down), SIGKILL after ``grace``, then end any
     process of the instance still alive (orphans of a killed master). Returns pids that
     survived everything (should be empty)."""
-    if pid_alive(info.master_pid):
+    if info.master_pid is not None and pid_alive(info.master_pid):
         terminate([info.master_pid], grace)
     else:
         wait_gone([info.master_pid] if info.master_pid else [], 0.1)  # reap if it was ours

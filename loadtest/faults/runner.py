@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from loadtest.collectors.runtime import Runtime
 from loadtest.core.series import Event, SeriesStore
@@ -79,15 +80,18 @@ class FaultRunner:
         with self._lock:
             if self._stop.is_set():
                 return
+            detail: dict[str, Any]
+            error: str | None
             try:
                 detail = occ.injector.apply()
                 error = None
             except (OSError, ProcessLookupError) as exc:  # a fault that cannot apply is a result
                 detail, error = {}, str(exc)
+            if error:
+                detail = {**detail, "error": error}
             now = time.time()
             occ.event = self.store.event("fault", t=now, instance=occ.injector.info.name,
-                                         fault=spec.kind, spec=spec.text, **detail,
-                                         **({"error": error} if error else {}))
+                                         fault=spec.kind, spec=spec.text, **detail)
             if error or not spec.lasting:
                 self.store.close_event(occ.event, end=now)
             elif spec.duration:

@@ -132,6 +132,7 @@ def _judge(rule: Rule, ctx: _Context) -> RuleResult:
     if windows is None and not (metric.family == "step" and rule.phase in ctx.recorder.phases()):
         return RuleResult(rule, INCONCLUSIVE, None, 0,
                           f"phase {rule.phase!r} never ran (no phase event with that name)")
+    samples: int | None
     if metric.family == "step":
         measured, samples, note = _step_value(rule, ctx, windows)
     elif metric.family == "series":
@@ -226,12 +227,14 @@ def _step_value(rule: Rule, ctx: _Context,
     if metric.stat == "max_ms":
         return stats.max_ms(), stats.count, note
     if metric.stat == "rate_per_s":
+        duration: float | None
         if windows is not None and windows is not EVERYTHING:
             duration = sum(max(0.0, end - start) for start, end in windows)
         elif rule.phase is None:
             duration = ctx.recorder.duration()
         else:  # the phase is only known from the recorder's keys
-            duration = (stats.last_t - stats.first_t) if stats.first_t is not None else None
+            duration = (stats.last_t - stats.first_t
+                        if stats.first_t is not None and stats.last_t is not None else None)
         if not duration:
             return None, stats.count, "run duration unknown or zero"
         return stats.successes / duration, stats.count, note

@@ -55,14 +55,14 @@ def junit_xml(verdict: Verdict) -> JUnitXml:
         message = (f"{r.rule.metric.name}: measured {r.measured_text}, threshold "
                    f"{r.rule.threshold_text}: {r.reason}")
         if r.status == FAIL:
-            result = Failure(message, "threshold")
-            result.text = message
-            case.result = [result]
+            failure = Failure(message, "threshold")
+            failure.text = message
+            case.result = [failure]
         elif r.status == INCONCLUSIVE:
             # An error, not a skip: CI systems often show skipped tests as green.
-            result = Error(message, "inconclusive")
-            result.text = message
-            case.result = [result]
+            error = Error(message, "inconclusive")
+            error.text = message
+            case.result = [error]
         suite.add_testcase(case)
     suite.update_statistics()
     xml = JUnitXml()

@@ -49,7 +49,10 @@ def new_session(
 
 def login(session: ImapSession | LeanSession, credential: Credential) -> None:
     """The LOGIN step on either path (the lean one takes the pre-encoded line)."""
-    session.login(login_command(credential) if isinstance(session, LeanSession) else credential)
+    if isinstance(session, LeanSession):
+        session.login(login_command(credential))
+    else:
+        session.login(credential)
 
 
 def logged_in_session(
@@ -83,6 +86,11 @@ class FakeImapServer:
     backlog of 0 and never accepts: once that queue is full, connects time out.
     """
 
+    # Declared here: inside __init__ the parameter ``list`` hides the builtin.
+    connections: list[Connection]
+    _threads: list[threading.Thread]
+    _held: list[socket.socket]
+
     def __init__(
         self,
         greeting: str = OK,
@@ -101,10 +109,12 @@ class FakeImapServer:
         self.tls = tls
         self.accept = accept
         self.stall_seconds = stall_seconds
-        self.connections: list[Connection] = []
+        self.connections = []
         self._context: ssl.SSLContext | None = None
         if tls:
             self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            if certfile is None:
+                raise ValueError("a TLS fake server needs a certfile")
             self._context.load_cert_chain(certfile, keyfile)
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -112,8 +122,13 @@ class FakeImapServer:
         self._listener.listen(0 if not accept else 128)
         self.host, self.port = self._listener.getsockname()
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._held: list[socket.socket] = []
+        self._threads = []
+        self._held = []
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._context is None:
+            raise RuntimeError("TLS asked of a fake server made without tls=")
+        return self._context
 
     def __enter__(self) -> FakeImapServer:
         if self.accept:
@@ -176,7 +191,7 @@ class FakeImapServer:
     def _serve(self, sock: socket.socket, conn: Connection) -> None:
         try:
             if self.tls == "implicit":
-                sock = self._context.wrap_socket(sock, server_side=True)
+                sock = self._tls().wrap_socket(sock, server_side=True)
             self._session(sock, conn)
         except ConnectionResetError:
             conn.end = "rst"
@@ -239,7 +254,7 @@ class FakeImapServer:
                 return
             if name == "STARTTLS":
                 sock.sendall(tag + b" OK Begin TLS negotiation now\r\n")
-                sock = self._context.wrap_socket(sock, server_side=True)
+                sock = self._tls().wrap_socket(sock, server_side=True)
                 continue
             if name == "IDLE":
                 sock.sendall(b"+ idling\r\n")

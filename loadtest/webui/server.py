@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
 
 from loadtest.core.series import SeriesStore
 from loadtest.webui import payload
@@ -152,7 +153,7 @@ class ServerTab:
 
         @bp.route("/series")
         @auth
-        def series() -> Response:
+        def series() -> ResponseReturnValue:
             raw = request.args.get("cursor", "0")
             try:
                 cursor = int(raw)
