@@ -163,6 +163,23 @@ def assign_worker_slots(environment: Any, **_kwargs: Any) -> None:
     setattr(environment.parsed_options, WORKER_SLOTS_OPTION, slot_assignment(ids))
 
 
+def disconnect_modes(user_classes: list[type], config: ImapConfig,
+                     settings: Any = None) -> dict[str, dict[str, str]]:
+    """How each IMAP user class ends its sessions in this run, and why, for run.json."""
+    modes = {}
+    for cls in user_classes:
+        if not (isinstance(cls, type) and issubclass(cls, ImapUser)):
+            continue
+        if config.disconnect:
+            source = settings.source("imap_disconnect") if settings is not None else "option"
+            modes[cls.__name__] = {"disconnect": config.disconnect,
+                                   "source": f"--imap-disconnect ({source})"}
+        else:
+            modes[cls.__name__] = {"disconnect": cls.default_disconnect,
+                                   "source": f"{cls.__name__}'s default"}
+    return modes
+
+
 class ChurnUser(ImapUser):
     """connect, LOGIN, LIST (and optionally SELECT/STATUS/FETCH), logout; repeat."""
 
