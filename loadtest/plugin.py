@@ -395,6 +395,11 @@ def stop_run(environment: Any, **_kwargs: Any) -> None:
     if run.collectors is not None:
         run.collectors.stop()
     run.set_phase(None)
+    if run.info.get("status") == "running":
+        import time
+
+        # Where the load ended (the report's time axis ends here, not when Locust quits).
+        run.write_info(load_end=time.time(), status="stopped")
 
 
 @events.quitting.add_listener
