@@ -297,7 +297,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
 
     # The Cyrus server tab: live series and gate table (register_options binds to 127.0.0.1).
     install_webui(environment, store=lambda: run.store, rules=lambda: run.rules,
-                  steps=lambda: run.recorder)
+                  steps=lambda: run.recorder, run=lambda: run,
+                  hide_host=deployment is not None)
     environment.events.request.add_listener(locust_listener(run.recorder, run.current_phase))
     # Locust's HTML report goes into the run folder unless the user chose a place (Locust reads
     # html_file at the very end; its CSV writer exists before init, so finish_run writes CSVs).
@@ -379,10 +380,14 @@ def _flush_every_second(run: Any) -> None:
 
     import gevent
 
+    from loadtest.webui.eventlog import EventLog, check_run
+
+    event_log = EventLog()  # stalls, gaps and faults as log lines (Locust's Logs tab)
     while True:
         gevent.sleep(FLUSH_INTERVAL_S)
         run.recorder.emit_per_second(run.store, before=time.time() - 2)
         run.store.flush(run.folder)
+        check_run(event_log, run)
 
 
 @events.test_stop.add_listener
