@@ -32,6 +32,8 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "acceptance": ("loadtest.acceptance", "start a test deployment, run the acceptance scenario "
                    "with the gate, write the report, stop the deployment"),
     "scenario": ("loadtest.scenario_cli", "run one incident scenario with its own deployment and gate"),
+    "options": ("loadtest.options_cli", "every option of the locustfiles: flag, env name, "
+                "config key, default, help (locust --help cannot show them)"),
 }
 
 SERVICE_FLAGS = {

@@ -55,7 +55,8 @@ def register_options(parser: Any, **_kwargs: Any) -> None:
         if opt.flag_only:
             action = group.add_argument(opt.flag, action="store_true", default=False, **kwargs)
         else:
-            action = group.add_argument(opt.flag, default=opt.default, choices=opt.choices, **kwargs)
+            action = group.add_argument(opt.flag, default=opt.parser_default,
+                                        choices=opt.all_choices, **kwargs)
         # What LocustArgumentParser.add_argument sets; argument groups lack its signature.
         action.include_in_web_ui = opt.web_ui
         action.is_secret = opt.secret
@@ -102,13 +103,23 @@ def _require_credentials(environment: Any, settings: settings_mod.Settings) -> b
     return any(getattr(cls, "needs_credentials", True) for cls in classes)
 
 
+WEB_FORM_SOURCE = "web form"
+
+
 def configure(environment: Any) -> imap_config_mod.ImapConfig:
-    """Resolve options and build the IMAP users' configuration (UsageError on bad input)."""
+    """Resolve options and build the IMAP users' configuration (UsageError on bad input).
+
+    Configured again at a test start from the web UI: values that differ from the ones at init
+    came from the form, and their source says so."""
     settings = resolve_settings(environment)
+    initial = (_resolved.get(environment) or {}).get("initial")
+    if initial is not None:
+        settings = settings.changed_since(initial, WEB_FORM_SOURCE)
     config = imap_config_mod.build_config(
         settings, require_credentials=_require_credentials(environment, settings)
     )
-    _resolved[environment] = {"settings": settings, "imap": config}
+    _resolved[environment] = {"settings": settings, "imap": config,
+                              "initial": initial if initial is not None else settings}
     return config
 
 
@@ -286,7 +297,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
 
     # The Cyrus server tab: live series and gate table (register_options binds to 127.0.0.1).
     install_webui(environment, store=lambda: run.store, rules=lambda: run.rules,
-                  steps=lambda: run.recorder)
+                  steps=lambda: run.recorder, run=lambda: run,
+                  hide_host=deployment is not None)
     environment.events.request.add_listener(locust_listener(run.recorder, run.current_phase))
     # Locust's HTML report goes into the run folder unless the user chose a place (Locust reads
     # html_file at the very end; its CSV writer exists before init, so finish_run writes CSVs).
@@ -345,8 +357,17 @@ def start_run(environment: Any, **_kwargs: Any) -> None:
 
     import gevent
 
+    from loadtest.run import describe_options, disconnect_modes
+
     run.recorder.start = run.recorder.start or time.time()
-    run.write_info(start=run.recorder.start, status="running")
+    # The web form may have changed the options since init: record what this run really uses.
+    settings = settings_of(environment)
+    run.write_info(start=run.recorder.start, status="running",
+                   options=describe_options(settings, environment.parsed_options),
+                   user_classes=disconnect_modes(environment.user_classes or [],
+                                                 imap_config(environment).disconnect,
+                                                 settings.source("imap_disconnect")
+                                                 if settings is not None else "option"))
     if run.collectors is not None:
         run.collectors.start()
     if run.faults is not None:
@@ -361,10 +382,14 @@ def _flush_every_second(run: Any) -> None:
 
     import gevent
 
+    from loadtest.webui.eventlog import EventLog, check_run
+
+    event_log = EventLog()  # stalls, gaps and faults as log lines (Locust's Logs tab)
     while True:
         gevent.sleep(FLUSH_INTERVAL_S)
         run.recorder.emit_per_second(run.store, before=time.time() - 2)
         run.store.flush(run.folder)
+        check_run(event_log, run)
 
 
 @events.test_stop.add_listener
@@ -377,6 +402,11 @@ def stop_run(environment: Any, **_kwargs: Any) -> None:
     if run.collectors is not None:
         run.collectors.stop()
     run.set_phase(None)
+    if run.info.get("status") == "running":
+        import time
+
+        # Where the load ended (the report's time axis ends here, not when Locust quits).
+        run.write_info(load_end=time.time(), status="stopped")
 
 
 @events.quitting.add_listener

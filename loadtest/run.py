@@ -101,6 +101,25 @@ class Run:
                             json.dumps({**run_header(), **self.info}, indent=2, default=str) + "\n")
 
 
+def disconnect_modes(user_classes: list[type], disconnect: str | None,
+                     source: str = "option") -> dict[str, dict[str, str]]:
+    """How each IMAP user class ends its sessions in this run, and why, for run.json.
+
+    An IMAP user class is one with a ``default_disconnect`` (loadtest.users.ImapUser and its
+    subclasses); ``disconnect`` is --imap-disconnect when given (from ``source``)."""
+    modes = {}
+    for cls in user_classes:
+        default = getattr(cls, "default_disconnect", None)
+        if not isinstance(cls, type) or default is None:
+            continue
+        if disconnect:
+            modes[cls.__name__] = {"disconnect": disconnect,
+                                   "source": f"--imap-disconnect ({source})"}
+        else:
+            modes[cls.__name__] = {"disconnect": default, "source": f"{cls.__name__}'s default"}
+    return modes
+
+
 def describe_options(settings: Settings | None, locust_options: Any) -> dict[str, Any]:
     """The exact options of a run, with passwords removed, for run.json."""
     from loadtest.safety import redact

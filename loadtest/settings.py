@@ -35,6 +35,22 @@ class Option:
     secret: bool = False  # masked in the web UI, redacted everywhere
     web_ui: bool = True
     group: str = "cyrus-loadtest"
+    # A choice that stands for "no value" (the default): Locust's web form shows an option with
+    # choices as a select and posts its first entry, so a None default needs a choice of its own
+    # to survive the form (e.g. "per-class": each user class keeps its own default).
+    unset_choice: str | None = None
+
+    @property
+    def all_choices(self) -> tuple[str, ...] | None:
+        """What the parser and the web form accept: ``unset_choice`` first, then ``choices``."""
+        if self.choices is None or self.unset_choice is None:
+            return self.choices
+        return (self.unset_choice, *self.choices)
+
+    @property
+    def parser_default(self) -> Any:
+        """The default as the parser (and the web form) shows it."""
+        return self.unset_choice if self.unset_choice is not None else self.default
 
     @property
     def flag(self) -> str:
@@ -91,6 +107,16 @@ class Settings:
     def source(self, name: str) -> str:
         return self._values[name].source
 
+    def changed_since(self, earlier: Settings, source: str) -> Settings:
+        """These settings with ``source`` as the source of every value that differs from
+        ``earlier`` (the web form changed it between init and a test start)."""
+        values = {}
+        for name, value in self._values.items():
+            before = earlier._values.get(name)
+            moved = before is not None and before.value != value.value
+            values[name] = Value(value.value, source) if moved else value
+        return Settings(values)
+
     def describe(self) -> dict[str, dict[str, Any]]:
         """Values and sources for run.json, secrets redacted."""
         out = {}
@@ -116,9 +142,9 @@ def resolve(
     values: dict[str, Value] = {}
     for opt in options if options is not None else declared():
         value = raw.get(opt.name, opt.default)
-        source = sources.get(opt.name) or (
-            DEFAULT_SOURCE if value == opt.default else f"flag {opt.flag}"
-        )
+        # The web form posts "" for an empty field: that is the default too.
+        unset = value in (opt.default, opt.parser_default) or (value == "" and opt.default is None)
+        source = sources.get(opt.name) or (DEFAULT_SOURCE if unset else f"flag {opt.flag}")
         values[opt.name] = Value(_parse(opt, value, source), source)
     return Settings(values)
 
@@ -133,13 +159,15 @@ def _parse(opt: Option, value: Any, source: str) -> Any:
             raise UsageError(f"bad value {value!r} for {opt.flag} (from {source}): {exc}") from None
     if value is None or (isinstance(value, str) and value == "" and opt.default is None):
         return opt.default
+    if opt.unset_choice is not None and value == opt.unset_choice:
+        return opt.default
     if not isinstance(value, str):
         return value  # a typed default, or a value already parsed (web UI re-resolution)
     shown = "***" if opt.secret else repr(value)
     if opt.choices is not None and value not in opt.choices:
         raise UsageError(
             f"bad value {shown} for {opt.flag} (from {source}): "
-            f"choose one of {', '.join(opt.choices)}"
+            f"choose one of {', '.join(opt.all_choices)}"
         )
     try:
         return opt.parse(value)

@@ -292,7 +292,9 @@ class MasterSampler(Sampler):
                 "heartbeat_gap", t=gap.start, instance=self.instance,
                 last_update=gap.last_update, master_stall=True)
             return
-        detail = {"gap_s": round(gap.gap, 3), "last_update": gap.last_update}
+        # stall_s is the event's own length (end - t): the number the gate and report show.
+        detail = {"stall_s": round(gap.stall_s, 3), "between_writes_s": round(gap.gap, 3),
+                  "last_update": gap.last_update}
         if self._gap_event is not None:
             self.ctx.store.close_event(self._gap_event, end=gap.end, **detail)
             self._gap_event = None

@@ -105,7 +105,7 @@ def latest(store: SeriesStore, since: float) -> list[tuple[str, str, str, str]]:
 def describe_event(event: Event) -> str:
     length = "ongoing" if event.end is None else f"{event.duration:.2f} s"
     what = event.detail.get("why") or ", ".join(
-        f"{k}={v}" for k, v in event.detail.items() if k in ("probes", "held_session", "gap_s"))
+        f"{k}={v}" for k, v in event.detail.items() if k in ("probes", "held_session", "stall_s"))
     return f"{time.strftime('%H:%M:%S', time.localtime(event.t))} {event.kind:<14} " \
            f"[{event.instance or 'host'}] {length} {what}"
 

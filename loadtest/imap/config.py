@@ -36,6 +36,7 @@ from loadtest.settings import (
     seconds_range,
 )
 
+PER_CLASS = "per-class"  # --imap-disconnect: each user class keeps its own default
 CHURN_OPTIONAL_STEPS = (f.LIST, f.SELECT, f.STATUS, f.FETCH)
 HELD_STEPS = (f.NOOP, f.STATUS, f.IDLE)
 
@@ -59,8 +60,9 @@ declare(
     # Kept out of the web UI: Locust puts a secret option's value in the page source.
     Option("imap_password", "password of the pattern's users (prefer env LOADTEST_IMAP_PASSWORD)",
            secret=True, web_ui=False),
-    Option("imap_disconnect", "how sessions end: logout, close (FIN) or reset (RST) "
-           "(default: logout for churn, reset for floods)", choices=DISCONNECT_MODES),
+    Option("imap_disconnect", "how sessions end: logout, close (FIN) or reset (RST) for every "
+           "user class; per-class (default): logout for churn and held sessions, reset for floods",
+           choices=DISCONNECT_MODES, unset_choice=PER_CLASS),
     Option("imap_rate", "open loop: target sessions/s per user (0: closed loop, --imap-wait "
            "between sessions)", default="0", parse=non_negative_float),
     Option("imap_wait", "closed loop: seconds between sessions, N or MIN-MAX", default="0",

@@ -1,5 +1,8 @@
 """report.html: one self-contained page (inline CSS, PNGs beside it, nothing fetched from the
-network) with the verdict on top, then step statistics, events and the plots on one time axis.
+network) with the verdict on top (and each stall's time and length beside it), then step
+statistics, the plots on one time axis and the events. Built from the Jinja2 template
+``templates/report.html.j2`` (Jinja2 comes with Locust's web UI); this module only prepares
+plain values for it.
 
 File I/O only: no Locust, no gevent.
 """
@@ -9,108 +12,129 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Collection
-from html import escape
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from loadtest.core.runfolder import REPORT_FILE, RunArtifacts
+from loadtest.core.series import Event
 from loadtest.paths import atomic_write
 from loadtest.report.plots import plot_all, time_range
 
-CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: .5em 0; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.pass { color: #1a7f37; font-weight: bold; } .fail { color: #cf222e; font-weight: bold; }
-.inconclusive { color: #9a6700; font-weight: bold; }
-.banner { padding: .6em 1em; border-radius: 4px; font-size: 1.1em; margin: .5em 0; }
-.banner.pass { background: #dafbe1; } .banner.fail { background: #ffebe9; }
-.banner.inconclusive, .banner.none { background: #fff8c5; color: #6b5900; }
-figure { margin: 1em 0; } figcaption { font-size: 12px; color: #555; }
-img { max-width: 100%; } pre { background: #f6f8fa; padding: .6em; overflow-x: auto; }
-"""
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATUS_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
+EVENT_NAMES = {"stall": "master stall (new connections)", "heartbeat_gap": "master heartbeat gap",
+               "collector_gap": "collector gap", "fault": "fault", "phase": "phase"}
+# Detail keys the events table leaves out: internal bookkeeping, shown elsewhere.
+HIDDEN_DETAIL = {"last_update", "master_stall"}
 
 
-def _when(t: float | None) -> str:
-    if t is None:
-        return "?"
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def when(t: float | None) -> str:
+    """A wall-clock time for the page; '-' when unknown (never the epoch)."""
+    if not t:
+        return "-"
     return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _num(value: Any) -> str:
+def number(value: Any) -> str:
     if value is None:
         return "-"
     if value == "inf" or (isinstance(value, float) and math.isinf(value)):
         return "inf"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return escape(str(value))
+    return str(value)
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: Collection[int] = frozenset()) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                         for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def rule_rows(verdict: dict[str, Any]) -> list[dict[str, str]]:
+    """The verdict's rules, failing ones first."""
+    rows = [{"status": str(r.get("status", "")), "metric": str(r.get("metric")),
+             "scope": str(r.get("scope") or "run"),
+             "measured": str(r.get("measured_text", number(r.get("measured")))),
+             "threshold": str(r.get("threshold", "")), "samples": number(r.get("samples")),
+             "reason": str(r.get("reason", ""))} for r in verdict.get("results", [])]
+    return sorted(rows, key=lambda r: STATUS_ORDER.get(r["status"], 3))
 
 
-def verdict_section(verdict: dict[str, Any] | None) -> str:
-    if verdict is None:
-        return ('<div class="banner none">No verdict: the gate has not run on these artifacts '
-                "(<code>cyrus-loadtest gate ARTIFACTS --rules FILE</code>).</div>")
-    status = str(verdict.get("status", "?"))
-    counts = verdict.get("counts", {})
-    banner = (f'<div class="banner {escape(status)}">Verdict: <b>{escape(status.upper())}</b> '
-              f"(exit {escape(str(verdict.get('exit_code')))}; {counts.get('pass', 0)} pass, "
-              f"{counts.get('fail', 0)} fail, {counts.get('inconclusive', 0)} inconclusive; "
-              f"rules from <code>{escape(str(verdict.get('rules_file')))}</code>)</div>")
-    rows = [[escape(r["metric"]), escape(r.get("scope") or "run"),
-             escape(r.get("measured_text", _num(r.get("measured")))), escape(r["threshold"]),
-             _num(r.get("samples")), f'<span class="{escape(r["status"])}">'
-             f'{escape(r["status"])}</span>', escape(r.get("reason", ""))]
-            for r in verdict.get("results", [])]
-    return banner + _table(["rule", "scope", "measured", "threshold", "samples", "result",
-                            "reason"], rows, {4})
+def seconds(value: float) -> str:
+    return f"{value:.1f} s"
 
 
-def steps_section(artifacts: RunArtifacts) -> str:
+def stall_lines(events: list[Event], t0: float) -> list[dict[str, str]]:
+    """Master stalls and heartbeat gaps for the verdict: when, how long (the event's own
+    length, which is also what the gate measured) and where."""
+    out = []
+    for ev in sorted(events, key=lambda e: e.t):
+        if ev.kind not in ("stall", "heartbeat_gap"):
+            continue
+        length = "still going at the end" if ev.end is None else seconds(ev.end - ev.t)
+        note = ""
+        if ev.kind == "heartbeat_gap" and "between_writes_s" in ev.detail:
+            note = (f"master's stats file unchanged {ev.detail['between_writes_s']:.2f} s; "
+                    "the stop is that less half its 1 s interval (+-0.5 s)")
+        elif ev.kind == "stall" and ev.detail.get("held_session"):
+            note = f"held session {ev.detail['held_session']}"
+        out.append({"what": EVENT_NAMES[ev.kind], "at": f"{ev.t - t0:.1f}", "length": length,
+                    "instance": ev.instance or "", "note": note})
+    return out
+
+
+def _detail_text(event: Event) -> str:
+    parts = []
+    for key, value in sorted(event.detail.items()):
+        if key in HIDDEN_DETAIL or (event.kind == "phase" and key == "name"):
+            continue
+        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+        parts.append(f"{key.replace('_', ' ')}: {shown}")
+    return "; ".join(parts)
+
+
+def event_rows(events: list[Event], t0: float) -> list[dict[str, str]]:
+    rows = []
+    for ev in sorted(events, key=lambda e: e.t):
+        what = EVENT_NAMES.get(ev.kind, ev.kind)
+        if ev.kind == "phase":
+            what = f"phase {ev.detail.get('name', '?')}"
+        rows.append({"at": f"{ev.t - t0:.1f}",
+                     "length": "open" if ev.end is None else f"{ev.end - ev.t:.2f}",
+                     "what": what, "instance": ev.instance or "", "detail": _detail_text(ev)})
+    return rows
+
+
+def step_rows(artifacts: RunArtifacts) -> list[list[str]]:
     recorder = artifacts.steps
-    steps = recorder.steps()
-    if not steps:
-        return "<p>no data: no requests were recorded.</p>"
     duration = recorder.duration()
     rows = []
     for scope, phase in [("run", None)] + [(f"phase {p}", p) for p in recorder.phases()]:
-        for step in steps:
+        for step in recorder.steps():
             stats = recorder.select(step, phase)
             if not stats.count:
                 continue
             summary = stats.summary()
             rate = (stats.successes / duration) if duration and phase is None else None
-            rows.append([escape(scope), escape(step), str(stats.count), str(stats.failures),
-                         _num(stats.failure_ratio), _num(summary["p50_ms"]),
-                         _num(summary["p95_ms"]), _num(summary["p99_ms"]),
-                         _num(summary["max_ms"]), _num(rate)])
-    note = ("<p>Failed requests count as slower than any success (+inf): a percentile is "
-            "<i>inf</i> when more requests failed than it leaves out (docs/gate.md).</p>")
-    return note + _table(["scope", "step", "requests", "failures", "failure ratio", "p50 ms",
-                          "p95 ms", "p99 ms", "max ms", "successes/s"], rows,
-                         {2, 3, 4, 5, 6, 7, 8, 9})
+            rows.append([scope, step, str(stats.count), str(stats.failures),
+                         number(stats.failure_ratio), number(summary["p50_ms"]),
+                         number(summary["p95_ms"]), number(summary["p99_ms"]),
+                         number(summary["max_ms"]), number(rate)])
+    return rows
 
 
-def events_section(artifacts: RunArtifacts, t0: float) -> str:
-    events = sorted(artifacts.store.events(), key=lambda e: e.t)
-    if not events:
-        return "<p>no data: no phases, faults, stalls or gaps were recorded.</p>"
-    rows = [[escape(e.kind), f"{e.t - t0:.1f}", "open" if e.end is None else f"{e.end - t0:.1f}",
-             "-" if e.duration is None else f"{e.duration:.2f}", escape(e.instance or "-"),
-             escape(json.dumps(e.detail, sort_keys=True))] for e in events]
-    return _table(["kind", "start s", "end s", "duration s", "instance", "detail"], rows,
-                  {1, 2, 3})
+def load_window(artifacts: RunArtifacts) -> tuple[float, float]:
+    """Where the load started and ended: run.json's start and load_end (written when Locust
+    stopped the users), else the end of the last phase, else run.json's end (when Locust quit)."""
+    run = artifacts.run
+    end = run.get("load_end")
+    if end is None:
+        phase_ends = [e.end for e in artifacts.store.events("phase") if e.end is not None]
+        end = max(phase_ends) if phase_ends else run.get("end")
+    return time_range(artifacts.store, run.get("start"), end)
 
 
 def render(artifacts: RunArtifacts, output: str | Path | None = None,
@@ -120,40 +144,25 @@ def render(artifacts: RunArtifacts, output: str | Path | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     run = artifacts.run
     verdict = verdict if verdict is not None else artifacts.verdict
-    t0, t1 = time_range(artifacts.store, run.get("start"), run.get("end"))
+    ran = bool(run.get("start")) or bool(artifacts.steps.steps())
+    t0, t1 = load_window(artifacts)
     plots = plot_all(artifacts.store, out.parent, t0, t1)
-    figures = "".join(
-        f'<figure><img src="{escape(name)}" alt="{escape(panel.title)}">'
-        f"<figcaption>{escape(panel.title)}{'' if has_data else ' (no data)'}</figcaption>"
-        f"</figure>" for panel, name, has_data in plots)
-    options = json.dumps(run.get("options", {}), indent=2, sort_keys=True, default=str)
-    summary = _table(["", ""], [
-        ["folder", escape(str(artifacts.folder))],
-        ["locustfile", escape(str(run.get("locustfile", "?")))],
-        ["start", _when(t0)], ["end", _when(t1)], ["duration", f"{t1 - t0:.1f} s"],
-        ["cyrus-loadtest", escape(str(run.get("tool_version", "?")))],
-    ])
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>cyrus-loadtest report: {escape(artifacts.folder.name)}</title>
-<style>{CSS}</style></head>
-<body>
-<h1>cyrus-loadtest report</h1>
-<h2>Verdict</h2>
-{verdict_section(verdict)}
-<h2>Run</h2>
-{summary}
-<h2>Step statistics</h2>
-{steps_section(artifacts)}
-<h2>Timeline</h2>
-<p>All plots share one time axis (seconds since {escape(_when(t0))}). Grey/blue bands: phases;
-red shading: master stalls; orange: heartbeat gaps; grey: collector gaps; purple dashed lines:
-faults.</p>
-{figures}
-<h2>Events</h2>
-{events_section(artifacts, t0)}
-<h2>Options (passwords removed)</h2>
-<pre>{escape(options)}</pre>
-</body></html>
-"""
+    events = artifacts.store.events()
+    summary = [("folder", str(artifacts.folder)), ("locustfile", str(run.get("locustfile", "-"))),
+               ("load started", when(run.get("start"))),
+               ("load ended", when(run.get("load_end")) if run.get("load_end") else
+                (f"{t1 - t0:.1f} s after the start" if ran else "-")),
+               ("Locust quit", when(run.get("end"))), ("status", str(run.get("status", "-"))),
+               ("cyrus-loadtest", str(run.get("tool_version", "-")))]
+    page = _environment().get_template("report.html.j2").render(
+        folder_name=artifacts.folder.name, locustfile=run.get("locustfile"),
+        started=when(run.get("start")) if run.get("start") else None, load_s=t1 - t0, ran=ran,
+        verdict=verdict, rules=rule_rows(verdict) if verdict else [],
+        stalls=stall_lines(events, t0), summary=summary,
+        user_classes=sorted((run.get("user_classes") or {}).items()),
+        step_rows=step_rows(artifacts),
+        figures=[{"file": name, "title": panel.title, "has_data": has_data}
+                 for panel, name, has_data in plots],
+        events=event_rows(events, t0),
+        options=json.dumps(run.get("options", {}), indent=2, sort_keys=True, default=str))
     return atomic_write(out, page)

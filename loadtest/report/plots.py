@@ -36,13 +36,19 @@ class Panel:
     # signal -> (labels that still split lines, "sum" or "max"): samples of the same second
     # from different instances (or steps) combined into one line, to keep the plot readable.
     combine: tuple[tuple[str, tuple[str, ...], str], ...] = ()
+    right: tuple[str, ...] = ()  # signals on an axis of their own (right), e.g. host-wide forks
+    right_label: str = ""
+    # Per-second counts: a second without a sample had none (drawn as 0, not as a ramp across it).
+    zero_filled: tuple[str, ...] = ()
 
 
 PANELS = (
-    Panel("request-rate", "Request rate per step (successes + failures) and failures",
+    Panel("request-rate", "Requests per second by step; failures dashed (lines of equal rate "
+          "are drawn thick to thin, so none hides another)",
           "requests/s", ("step_rate_per_s", "step_failures_per_s"),
           dashed=("step_failures_per_s",),
-          combine=(("step_rate_per_s", ("step",), "sum"), ("step_failures_per_s", (), "sum"))),
+          combine=(("step_rate_per_s", ("step",), "sum"), ("step_failures_per_s", (), "sum")),
+          zero_filled=("step_rate_per_s", "step_failures_per_s")),
     Panel("step-latency", "Per-step latency, worst instance: p95 solid, p50 dashed (x: "
           "percentile lost to failures)", "ms", ("step_p95_ms", "step_p50_ms"), log=True,
           dashed=("step_p50_ms",),
@@ -52,20 +58,52 @@ PANELS = (
           ("greeting_latency_ms", "connect_latency_ms", "login_latency_ms",
            "held_noop_latency_ms"), log=True),
     Panel("heartbeat", "Master heartbeat: age of stats/master.txt", "s", ("heartbeat_age_s",)),
-    Panel("spawns", "Spawns per second", "per s",
-          ("spawns_per_s", "host_forks_per_s", "process_spawns", "process_exits"),
-          dashed=("host_forks_per_s",)),
-    Panel("workers", "Ready workers and children (master)", "count",
-          ("ready_workers", "active_children", "max_children"), dashed=("max_children",)),
-    Panel("processes", "Server processes", "count", ("imapd_processes", "child_processes")),
-    Panel("backlog", "Listen backlog and overflows (host-wide, since start)", "count",
+    Panel("spawns", "Spawns per second: Cyrus's own counters (left); every fork on the host "
+          "(right)", "spawns/s", ("spawns_per_s", "process_spawns", "process_exits"),
+          right=("host_forks_per_s",), right_label="host forks/s", dashed=("host_forks_per_s",)),
+    Panel("workers", "Ready workers and active children (master)", "processes",
+          ("ready_workers", "active_children")),
+    Panel("processes", "Server processes", "processes", ("imapd_processes", "child_processes")),
+    Panel("backlog", "Listen backlog and overflows (host-wide, since start)", "connections",
           ("listen_queue", "listen_overflows", "listen_drops")),
     Panel("canary", "Filesystem canary: create+fsync+unlink", "ms",
           ("canary_data_ms", "canary_proc_ms"), log=True),
-    Panel("load", "Machine load", "", ("load1", "procs_running", "procs_blocked")),
+    Panel("load", "Machine load", "load / processes", ("load1", "procs_running", "procs_blocked")),
     Panel("cpu", "CPU of Cyrus and of the generator", "%",
           ("cyrus_cpu_percent", "generator_cpu_percent")),
 )
+
+# What the legends say (the live tab's words), instead of signal names.
+SIGNAL_LABELS = {
+    "step_rate_per_s": "{step}", "step_failures_per_s": "failures (all steps)",
+    "step_p95_ms": "{step} p95", "step_p50_ms": "{step} p50",
+    "greeting_latency_ms": "greeting (probe)", "connect_latency_ms": "TCP connect (probe)",
+    "login_latency_ms": "LOGIN (probe)", "held_noop_latency_ms": "held-session NOOP",
+    "heartbeat_age_s": "seconds since master's last write",
+    "spawns_per_s": "spawns (master)", "process_spawns": "new children",
+    "process_exits": "exited children", "host_forks_per_s": "host forks",
+    "ready_workers": "ready workers", "active_children": "active children",
+    "imapd_processes": "imapd processes", "child_processes": "children",
+    "listen_queue": "accept queue (Recv-Q)", "listen_overflows": "listen overflows",
+    "listen_drops": "listen drops", "canary_data_ms": "data partition",
+    "canary_proc_ms": "proc directory", "load1": "load average (1 min)",
+    "procs_running": "processes running", "procs_blocked": "processes blocked",
+    "cyrus_cpu_percent": "Cyrus", "generator_cpu_percent": "generator",
+}
+TITLE_SIZE, LABEL_SIZE, TICK_SIZE, LEGEND_SIZE = 13, 11, 10, 10
+
+
+def line_label(signal: str, labels: dict[str, Any], instance: str | None) -> str:
+    """A legend entry: the signal's words, then what tells its lines apart."""
+    text = SIGNAL_LABELS.get(signal, signal)
+    if "{step}" in text:
+        text = text.format(step=labels.get("step", "all steps"))
+    extra = "/".join(str(labels[k]) for k in ("service", "family") if k in labels)
+    if extra:
+        text += f" {extra}"
+    if instance:
+        text += f" [{instance}]"
+    return text
 
 
 def time_range(store: SeriesStore, start: float | None = None,
@@ -86,10 +124,8 @@ def _groups(samples: list[Sample], panel: Panel, signal: str) -> dict[str, list[
             return _combined(samples, labels, how)
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
-        parts = [s.signal] + [str(s.labels[k]) for k in GROUP_LABELS if k in s.labels]
-        if s.instance:
-            parts.append(f"[{s.instance}]")
-        groups[" ".join(parts)].append(s)
+        groups[line_label(s.signal, {k: s.labels[k] for k in GROUP_LABELS if k in s.labels},
+                          s.instance)].append(s)
     return dict(sorted(groups.items()))
 
 
@@ -99,10 +135,8 @@ def _combined(samples: list[Sample], labels: tuple[str, ...],
     max stays a null (a percentile lost to failures is the worst case)."""
     buckets: dict[str, dict[float, list[float | None]]] = defaultdict(lambda: defaultdict(list))
     for s in samples:
-        parts = [s.signal] + [str(s.labels[k]) for k in labels if k in s.labels]
-        if not labels:
-            parts.append("(all)")
-        buckets[" ".join(parts)][s.t].append(s.value)
+        key = line_label(s.signal, {k: s.labels[k] for k in labels if k in s.labels}, None)
+        buckets[key][s.t].append(s.value)
     groups: dict[str, list[Sample]] = {}
     for key, by_time in sorted(buckets.items()):
         out = []
@@ -125,7 +159,7 @@ def _mark_events(ax: Any, store: SeriesStore, t0: float, t1: float) -> list[Any]
         end = ev.end if ev.end is not None else t1
         ax.axvspan(ev.t - t0, end - t0, color=PHASE_COLOURS[i % 2], zorder=0, lw=0)
         ax.text((ev.t - t0 + end - t0) / 2, 1.0, str(ev.detail.get("name", "phase")),
-                transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7,
+                transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=TICK_SIZE,
                 color="#555555", clip_on=False)
     shading = (("stall", "#d62728", 0.25, "master stall"),
                ("heartbeat_gap", "#ff7f0e", 0.18, "heartbeat gap"),
@@ -148,49 +182,90 @@ def _mark_events(ax: Any, store: SeriesStore, t0: float, t1: float) -> list[Any]
     return handles
 
 
+def zero_filled(points: list[tuple[float, float]], step: float = 1.0) -> list[tuple[float, float]]:
+    """Per-second counts with the seconds that had none put back as 0 (a line straight across
+    them would draw a ramp that never happened)."""
+    out: list[tuple[float, float]] = []
+    for x, y in points:
+        if out and x - out[-1][0] > 1.5 * step:
+            out.append((out[-1][0] + step, 0.0))
+            if x - step > out[-1][0]:
+                out.append((x - step, 0.0))
+        out.append((x, y))
+    return out
+
+
+def _draw(ax: Any, panel: Panel, signals: tuple[str, ...], store: SeriesStore,
+          t0: float, t1: float) -> tuple[bool, list[Any]]:
+    """Draw ``signals`` on ``ax``: (anything drawn, samples drawn)."""
+    has_data = False
+    drawn: list[Sample] = []
+    lines: list[tuple[str, str, list[Sample]]] = []
+    for signal in signals:
+        for label, samples in _groups(store.samples(signal), panel, signal).items():
+            lines.append((signal, label, samples))
+    count = len(lines)
+    for i, (signal, label, samples) in enumerate(lines):
+        values = [(s.t - t0, s.value) for s in samples if s.value is not None and s.t <= t1]
+        if signal in panel.zero_filled:
+            values = zero_filled(values)
+        gaps = [s.t - t0 for s in samples if s.value is None and s.t <= t1]
+        drawn.extend(samples)
+        if values:
+            xs, ys = zip(*values, strict=True)
+            # Thick to thin: a line with the same values as an earlier one stays visible.
+            width = 1.2 + 2.4 * (count - 1 - i) / max(1, count - 1)
+            (line,) = ax.plot(xs, ys, lw=width, label=label, zorder=4 + i, alpha=0.9,
+                              ls="--" if signal in panel.dashed else "-",
+                              marker="." if len(xs) < 40 else None, markersize=4)
+            colour = line.get_color()
+            has_data = True
+        else:
+            colour = "#d62728"
+        if gaps:
+            ax.plot(gaps, [0.96] * len(gaps), "x", color=colour, markersize=6,
+                    transform=ax.get_xaxis_transform(), zorder=5,
+                    label=None if values else f"{label} (no answer)")
+            has_data = True
+    return has_data, drawn
+
+
 def plot_panel(panel: Panel, store: SeriesStore, t0: float, t1: float,
                path: Path) -> bool:
     """Draw one panel into `path`; False when none of its signals has data ("no data")."""
-    fig, ax = plt.subplots(figsize=(11, 2.8), dpi=90)
-    fig.subplots_adjust(left=0.07, right=0.76, top=0.82, bottom=0.16)
+    fig, ax = plt.subplots(figsize=(12, 3.4), dpi=100)
+    fig.subplots_adjust(left=0.07, right=0.66 if panel.right else 0.72, top=0.83, bottom=0.17)
     handles = _mark_events(ax, store, t0, t1)
-    has_data = False
-    by_signal = {signal: store.samples(signal) for signal in panel.signals}
-    for signal, signal_samples in by_signal.items():
-        for label, samples in _groups(signal_samples, panel, signal).items():
-            values = [(s.t - t0, s.value) for s in samples if s.value is not None]
-            gaps = [s.t - t0 for s in samples if s.value is None]
-            if values:
-                xs, ys = zip(*values, strict=True)
-                (line,) = ax.plot(xs, ys, lw=1.1, label=label, zorder=4,
-                                  ls="--" if signal in panel.dashed else "-",
-                                  marker="." if len(xs) < 40 else None, markersize=3)
-                colour = line.get_color()
-                has_data = True
-            else:
-                colour = "#d62728"
-            if gaps:
-                ax.plot(gaps, [0.96] * len(gaps), "x", color=colour, markersize=5,
-                        transform=ax.get_xaxis_transform(), zorder=5,
-                        label=None if values else f"{label} (no answer)")
-                has_data = True
+    has_data, drawn = _draw(ax, panel, panel.signals, store, t0, t1)
+    right_ax = None
+    if panel.right and any(store.samples(s) for s in panel.right):
+        right_ax = ax.twinx()
+        right_ax.set_prop_cycle(color=["#7f7f7f"])
+        right_data, _ = _draw(right_ax, panel, panel.right, store, t0, t1)
+        has_data = has_data or right_data
+        right_ax.set_ylabel(panel.right_label, fontsize=LABEL_SIZE)
+        right_ax.tick_params(labelsize=TICK_SIZE)
+        right_ax.set_ylim(bottom=0)
     ax.set_xlim(0, t1 - t0)
-    ax.set_title(panel.title, fontsize=9, loc="left", pad=12)
-    ax.set_xlabel("seconds since start", fontsize=8)
-    ax.set_ylabel(panel.ylabel, fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.set_title(panel.title, fontsize=TITLE_SIZE, loc="left", pad=16)
+    ax.set_xlabel("seconds since the load started", fontsize=LABEL_SIZE)
+    ax.set_ylabel(panel.ylabel, fontsize=LABEL_SIZE)
+    ax.tick_params(labelsize=TICK_SIZE)
     ax.grid(True, alpha=0.3)
     if not has_data:
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
-                fontsize=12, color="#888888")
+                fontsize=14, color="#888888")
         ax.set_yticks([])
     else:
-        if panel.log and any(s.value and s.value > 0 for samples in by_signal.values()
-                             for s in samples):
+        if panel.log and any(s.value and s.value > 0 for s in drawn):
             ax.set_yscale("log")
         lines, labels = ax.get_legend_handles_labels()
-        ax.legend(lines + handles, labels + [h.get_label() for h in handles], fontsize=7,
-                  loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        if right_ax is not None:
+            more, more_labels = right_ax.get_legend_handles_labels()
+            lines, labels = lines + more, labels + [f"{x} (right)" for x in more_labels]
+        ax.legend(lines + handles, labels + [h.get_label() for h in handles],
+                  fontsize=LEGEND_SIZE, loc="upper left",
+                  bbox_to_anchor=(1.1 if right_ax is not None else 1.01, 1.0), frameon=False)
     fig.savefig(path, format="png")
     plt.close(fig)
     return has_data

@@ -25,11 +25,13 @@ log = logging.getLogger("loadtest.webui")
 
 
 def install(environment: Any, store: Any = None, *, rules: Any = None,
-            steps: Any = None) -> ServerTab | None:
+            steps: Any = None, run: Any = None, hide_host: bool = False) -> ServerTab | None:
     """Add the server tab to ``environment.web_ui``; None when there is no web UI.
 
-    ``store``, ``rules``, ``steps``: see :class:`loadtest.webui.server.ServerTab` (each a value
-    or a zero-argument callable returning the current one). Where the web UI listens is not
+    ``store``, ``rules``, ``steps``, ``run``: see :class:`loadtest.webui.server.ServerTab` (each
+    a value or a zero-argument callable returning the current one). ``hide_host``: the target
+    comes from a deployment, so Locust's Host field (and its notice) is hidden in the start
+    form. Where the web UI listens is not
     decided here: ``loadtest.plugin`` makes 127.0.0.1 the default of ``--web-host``.
     """
     web_ui = getattr(environment, "web_ui", None)
@@ -40,7 +42,7 @@ def install(environment: Any, store: Any = None, *, rules: Any = None,
         # Installed already (the plugin and a locustfile both asking): the first one stays.
         log.debug("server tab already installed; keeping the first one")
         return existing
-    tab = ServerTab(store, rules=rules, steps=steps)
+    tab = ServerTab(store, rules=rules, steps=steps, run=run, hide_host=hide_host)
     web_ui.cyrus_server_tab = tab
     tab.register(web_ui.app, base_path=_base_path(web_ui), auth=web_ui.auth_required_if_enabled)
     tab_template_args(web_ui.template_args)

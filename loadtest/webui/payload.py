@@ -30,11 +30,15 @@ class Line:
 class Chart:
     key: str
     title: str
-    unit: str
+    unit: str  # after values in the legend and on the top tick
     lines: tuple[Line, ...]
+    axis: str = ""  # the value axis' title
+    log: bool = False  # latencies: a 1 s spike must not flatten 2 ms to the floor
+    integer: bool = False  # counts: whole-number ticks
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "title": self.title, "unit": self.unit,
+        return {"key": self.key, "title": self.title, "unit": self.unit, "axis": self.axis,
+                "log": self.log, "integer": self.integer,
                 "lines": [{"signal": ln.signal, "label": ln.label} for ln in self.lines]}
 
 
@@ -42,26 +46,29 @@ CHARTS: tuple[Chart, ...] = (
     Chart("latency", "New-connection greeting vs held-session NOOP", "ms", (
         Line("greeting_latency_ms", "greeting (probe)"),
         Line("held_noop_latency_ms", "held-session NOOP"),
-    )),
+    ), axis="ms (log)", log=True),
+    Chart("heartbeat", "Master heartbeat: seconds since master.txt was written", "s", (
+        Line("heartbeat_age_s", "age of master.txt"),
+    ), axis="seconds"),
     Chart("spawns", "Spawns per second (master)", "/s", (
         Line("spawns_per_s", "imapd spawns/s"),
-    )),
+    ), axis="spawns/s"),
     Chart("workers", "Ready workers and imapd processes", "", (
         Line("ready_workers", "ready workers"),
         Line("imapd_processes", "imapd processes"),
-    )),
+    ), axis="processes", integer=True),
     Chart("backlog", "Listen backlog", "", (
         Line("listen_queue", "accept queue (Recv-Q)"),
         Line("listen_overflows", "listen overflows (host, since start)"),
-    )),
+    ), axis="connections", integer=True),
     Chart("canary", "Filesystem canary (create + unlink)", "ms", (
         Line("canary_data_ms", "data partition"),
         Line("canary_proc_ms", "proc directory"),
-    )),
+    ), axis="ms (log)", log=True),
     Chart("load", "Load average", "", (
         Line("load1", "load1"),
         Line("procs_running", "procs running"),
-    )),
+    ), axis="load / processes"),
 )
 CHARTED_SIGNALS = frozenset(line.signal for chart in CHARTS for line in chart.lines)
 
@@ -131,11 +138,27 @@ def event_label(event: Event) -> str:
     return "master stall"
 
 
-def gate_rows(verdict: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the gate table from ``Verdict.to_dict()``: keys without underscores, because
-    Locust's UI camel-cases the keys of extended tables."""
+STATUS_ORDER = {"fail": 0, "error": 0, "inconclusive": 1, "waiting": 2, "pass": 3}
+WAITING = "waiting"
+
+
+def gate_rows(verdict: dict[str, Any], phases_seen: Iterable[str] | None = None,
+              failed_at: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Rows of the gate table from ``Verdict.to_dict()``, failing rules first: keys without
+    underscores, because Locust's UI camel-cases the keys of extended tables.
+
+    ``phases_seen``: phases that have begun; a rule of a phase not reached yet is "waiting"
+    (when None, every phase counts as reached). ``failed_at``: rule key -> run-relative seconds
+    when the rule was first seen failing (the live tab keeps it)."""
+    seen = None if phases_seen is None else set(phases_seen)
     rows = []
     for result in verdict.get("results", []):
+        status = result.get("status", "")
+        phase = result.get("phase")
+        if seen is not None and phase and phase not in seen:
+            status = WAITING
+        key = rule_key(result)
+        since = (failed_at or {}).get(key)
         rows.append({
             "rule": result.get("name") or result.get("metric"),
             "metric": result.get("metric"),
@@ -143,15 +166,24 @@ def gate_rows(verdict: dict[str, Any]) -> list[dict[str, Any]]:
             "threshold": result.get("threshold", ""),
             "measured": result.get("measured_text", ""),
             "samples": "" if result.get("samples") is None else result["samples"],
-            "status": result.get("status", ""),
-            "reason": result.get("reason", ""),
+            "status": status,
+            "since": "" if since is None or status != "fail" else f"+{since:.0f} s",
+            # The reason repeats measured and threshold for pass/fail; it explains the rest.
+            "reason": ("phase not reached yet" if status == WAITING else
+                       "" if status in ("pass", "fail") else result.get("reason", "")),
+            "key": key,
         })
+    rows.sort(key=lambda r: STATUS_ORDER.get(r["status"], 4))
     return rows
 
 
+def rule_key(result: dict[str, Any]) -> str:
+    return f"{result.get('name') or result.get('metric')}|{result.get('scope', '')}"
+
+
 GATE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("status", "Status"), ("rule", "Rule"), ("threshold", "Threshold"),
-    ("measured", "Current value"), ("samples", "Samples"), ("reason", "Why"),
+    ("status", "Status"), ("rule", "Rule"), ("scope", "Scope"), ("threshold", "Threshold"),
+    ("measured", "Now"), ("samples", "Samples"), ("since", "Failing since"), ("reason", "Note"),
 )
 
 
@@ -159,3 +191,18 @@ def gate_columns() -> list[dict[str, str]]:
     """The gate table's columns (key of ``gate_rows``, title), for Locust's extended table and
     the server page alike."""
     return [{"key": key, "title": title} for key, title in GATE_COLUMNS]
+
+
+def overall(rows: list[dict[str, Any]], status: str) -> str:
+    """One line for the top of the tab: the verdict now and how many rules fail."""
+    failing = [r for r in rows if r["status"] == "fail"]
+    waiting = sum(1 for r in rows if r["status"] == WAITING)
+    text = f"gate {status.upper()} now"
+    if failing:
+        text += f": {len(failing)} of {len(rows)} rules failing ({failing[0]['rule']}"
+        text += f" since {failing[0]['since']})" if failing[0]["since"] else ")"
+    else:
+        text += f": {len(rows)} rules"
+    if waiting:
+        text += f", {waiting} waiting for their phase"
+    return text

@@ -10,6 +10,8 @@ Routes, below Locust's base path (``--web-base-path``), each behind Locust's log
                              for the frame inside Locust's own tab)
 - ``{base}/cyrus/series``    ``?cursor=N``: points recorded since the N-th sample, and events
 - ``{base}/cyrus/gate``      the gate's rules with current values and pass/fail
+- ``{base}/cyrus/download/NAME``  the run's series.csv, events.csv, verdict.json, junit.xml and
+                             report.zip as they are now (listed in Locust's Download Data tab)
 - ``{base}/cyrus/static/..`` the page's scripts and styles (shipped in the package)
 """
 
@@ -57,11 +59,18 @@ class ServerTab:
     """
 
     def __init__(self, store: Any = None, *, rules: Any = None, steps: Any = None,
+                 run: Any = None, hide_host: bool = False,
                  gate_refresh_s: float = GATE_REFRESH_S,
                  gate_max_share: float = GATE_MAX_SHARE) -> None:
+        self.hide_host = hide_host
         self.get_store = _provider(store)
         self.get_rules = _provider(rules)
         self.get_steps = _provider(steps)
+        # The plugin's loadtest.run.Run (info: start, load_end, status; folder): None before
+        # the first run or outside the plugin.
+        self.get_run = _provider(run)
+        self._failed_at: dict[str, float] = {}  # rule key -> run-relative s of its first fail
+        self._failed_run: Any = None
         self.gate_refresh_s = gate_refresh_s
         self.gate_max_share = gate_max_share
         self._gate_cache: dict[str, Any] | None = None
@@ -74,9 +83,10 @@ class ServerTab:
         store = self.get_store()
         if store is None:
             return {"run": None, "cursor": 0, "points": {}, "events": [], "now": time.time(),
-                    "charts": [c.to_dict() for c in payload.CHARTS]}
+                    "window": self.window(), "charts": [c.to_dict() for c in payload.CHARTS]}
         added, total = store.tail(cursor)
         return {
+            "window": self.window(),
             # A new store (a new run) restarts the browser's cursor and clears its charts.
             "run": f"{id(store):x}",
             "cursor": total,
@@ -86,6 +96,32 @@ class ServerTab:
             "now": time.time(),
             "charts": [c.to_dict() for c in payload.CHARTS],
         }
+
+    def window(self) -> dict[str, Any]:
+        """The run's time window and state: waiting (no test yet), running, or finished (the
+        page then freezes on start..end and says so)."""
+        info = getattr(self.get_run(), "info", None) or {}
+        status, start = info.get("status"), info.get("start")
+        if not start or status in (None, "initialised"):
+            state = "waiting"
+        elif status == "running":
+            state = "running"
+        else:
+            state = "finished"
+        return {"start": start, "end": info.get("load_end") if state == "finished" else None,
+                "state": state}
+
+    def _note_failures(self, verdict: dict[str, Any], start: float | None) -> dict[str, float]:
+        """When each failing rule was first seen failing (run-relative seconds)."""
+        store = self.get_store()
+        if store is not self._failed_run:
+            self._failed_at, self._failed_run = {}, store
+        now = time.time()
+        for result in verdict.get("results", []):
+            key = payload.rule_key(result)
+            if result.get("status") == "fail" and key not in self._failed_at and start:
+                self._failed_at[key] = max(0.0, now - start)
+        return self._failed_at
 
     def gate(self) -> dict[str, Any]:
         """The cached verdict, re-evaluated when older than the refresh interval."""
@@ -136,10 +172,14 @@ class ServerTab:
             log.exception("gate evaluation for the web UI failed")
             return {"status": "error", "rules_file": rules.path, "rows": [],
                     "message": f"gate evaluation failed: {exc}", "updated": time.time()}
+        window = self.window()
+        phases = {str(e.detail.get("name")) for e in store.events("phase")}
+        rows = payload.gate_rows(verdict, phases if window["state"] == "running" else None,
+                                 self._note_failures(verdict, window["start"]))
         return {"status": verdict["status"], "rules_file": verdict["rules_file"],
-                "suite": verdict["suite"], "counts": verdict["counts"],
-                "rows": payload.gate_rows(verdict), "message": "", "updated": time.time(),
-                "steps_known": steps_known}
+                "suite": verdict["suite"], "counts": verdict["counts"], "rows": rows,
+                "overall": payload.overall(rows, verdict["status"]), "message": "",
+                "updated": time.time(), "steps_known": steps_known}
 
     # -- Flask -----------------------------------------------------------------------------
     def blueprint(self, base_path: str, auth: AuthDecorator) -> Blueprint:
@@ -165,6 +205,18 @@ class ServerTab:
         @auth
         def gate() -> Response:
             return jsonify(self.gate())
+
+        @bp.route("/download/<name>")
+        @auth
+        def download(name: str) -> Response:
+            from loadtest.webui import downloads
+
+            if name not in downloads.FILES:
+                return jsonify({"error": f"no download {name!r} (known: "
+                                         f"{', '.join(downloads.FILES)})"}), 404
+            body, mimetype = downloads.build(name, self)
+            return Response(body, mimetype=mimetype, headers={
+                "Content-Disposition": f'attachment; filename="{downloads.file_name(name, self)}"'})
 
         return bp
 
@@ -192,7 +244,8 @@ class ServerTab:
             return response
         html = response.get_data(as_text=True)
         src = url_for(f"{BLUEPRINT_NAME}.static", filename="locust-tab.js")
-        tag = f'<script src="{src}" data-tab-title="{TAB_TITLE}"></script>'
+        hide = ' data-hide-host="1"' if self.hide_host else ""
+        tag = f'<script src="{src}" data-tab-title="{TAB_TITLE}"{hide}></script>'
         if "</body>" in html:
             html = html.replace("</body>", tag + "\n</body>", 1)
         else:
@@ -226,3 +279,10 @@ def tab_template_args(template_args: dict[str, Any]) -> None:
     tables.append({"key": TAB_KEY, "structure": payload.gate_columns()})
     template_args["extended_tabs"] = tabs
     template_args["extended_tables"] = tables
+    from loadtest.webui.downloads import FILES
+
+    csv_files = [f for f in template_args.get("extended_csv_files") or []
+                 if f"/{TAB_KEY}/download/" not in f.get("href", "")]
+    csv_files += [{"href": f"./{TAB_KEY}/download/{name}", "title": f"Download {title}"}
+                  for name, title in FILES.items()]
+    template_args["extended_csv_files"] = csv_files

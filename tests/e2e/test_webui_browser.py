@@ -198,3 +198,127 @@ def test_server_tab_in_chromium(locust_web: dict) -> None:
     finally:
         if stopped_master:
             os.kill(master_pid, signal.SIGCONT)
+
+
+ACCEPTANCE = PROJECT_ROOT / "locustfiles" / "acceptance.py"
+SHOT_VIEWPORT = {"width": 1440, "height": 900}
+STOP_S = 3.0
+
+
+def locust_state(url: str) -> str:
+    with urllib.request.urlopen(url + "stats/requests", timeout=5) as resp:
+        return json.load(resp)["state"]
+
+
+def test_acceptance_from_the_unchanged_form(make_deployment: Callable[..., Deployment],
+                                            tmp_path: Path) -> None:
+    """locustfiles/acceptance.py started from the form as Locust shows it: each user class keeps
+    its own disconnect mode (floods reset, churn logs out) and run.json says so. A 3 s SIGSTOP of
+    master is one number in the event, the gate and the report. Screenshots at 1440x900."""
+    deployment = make_deployment(users=20)
+    master_pid = deployment.instances[0].master_pid
+    port = free_port()
+    artifacts = tmp_path / "artifacts"
+    log = tmp_path / "locust.log"
+    cmd = [sys.executable, "-m", "locust", "-f", str(ACCEPTANCE), "--deployment", deployment.root,
+           "--web-port", str(port), "--acceptance-duration", "24", "--acceptance-users", "3",
+           "--acceptance-held", "2", "--gate", str(fixtures_dir() / "gates" / "default.toml"),
+           "--artifacts", str(artifacts), "--run-name", "form", "--loglevel", "INFO"]
+    url = f"http://127.0.0.1:{port}/"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+    stopped_master = False
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, f"locust exited {proc.returncode}: {log.read_text()[-2000:]}"
+            try:
+                return locust_state(url) == "ready"
+            except OSError:
+                return False
+
+        wait_until("Locust web UI answering", up, 30)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport=SHOT_VIEWPORT)
+            page.set_default_timeout(15000)
+            page.goto(url)
+            # The form as Locust renders it: the disconnect select shows per-class.
+            assert page.locator("form [name=imapDisconnect]").count() == 1
+            page.click("form button[type=submit]")  # nothing changed
+            wait_until("swarm running", lambda: locust_state(url) == "running", 15)
+            time.sleep(1.0)  # Locust selects its Statistics tab once the swarm runs
+
+            def tab_frame() -> object:
+                page.locator('[role=tab]:has-text("Cyrus server")').click()
+                return page.frame(url=lambda u: "embed=1" in u)
+
+            frame = wait_until("charts frame loaded", tab_frame, 15, every=1.0)
+            wait_until("charts have points", lambda: (c := frame_charts(frame))
+                       and c.get("latency", 0) > 2, 20)
+            page.screenshot(path=str(ARTIFACTS / "webui-acceptance-running.png"))
+            time.sleep(3.0)  # into the churn ramp (15 % of 24 s is warm-up)
+            os.kill(master_pid, signal.SIGSTOP)
+            stopped_master = True
+            time.sleep(STOP_S)
+            os.kill(master_pid, signal.SIGCONT)
+            stopped_master = False
+            wait_until("heartbeat gap marked", lambda: re.search(
+                r"heartbeat gap", frame.inner_text("#marks")), 12)
+            page.screenshot(path=str(ARTIFACTS / "webui-acceptance-after-stall.png"))
+            wait_until("the shape ended the run", lambda: locust_state(url) == "stopped", 40)
+            time.sleep(2.5)  # the page's next polls
+            page.screenshot(path=str(ARTIFACTS / "webui-acceptance-finished.png"))
+            proc.send_signal(signal.SIGTERM)  # quitting: steps.json, verdict, run.json end
+            proc.wait(30)
+            folder = artifacts / "form"
+            report = subprocess.run([sys.executable, "-m", "loadtest.cli", "report", str(folder)],
+                                    capture_output=True, text=True, timeout=120)
+            assert report.returncode == 0, report.stderr
+            shot_page = browser.new_page(viewport=SHOT_VIEWPORT)
+            shot_page.goto((folder / "report.html").as_uri())
+            shot_page.screenshot(path=str(ARTIFACTS / "report-acceptance.png"))
+            report_text = shot_page.inner_text("body")
+            browser.close()
+    finally:
+        if stopped_master:
+            os.kill(master_pid, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+    run = json.loads((folder / "run.json").read_text())
+    print(f"\nuser classes in run.json: {run['user_classes']}")
+    assert run["user_classes"] == {
+        "ChurnUser": {"disconnect": "logout", "source": "ChurnUser's default"},
+        "HeldSessionUser": {"disconnect": "logout", "source": "HeldSessionUser's default"},
+        "ReconnectFloodUser": {"disconnect": "reset", "source": "ReconnectFloodUser's default"},
+    }
+    assert run["options"]["cyrus_loadtest"]["imap_disconnect"] == {"value": None,
+                                                                   "source": "default"}
+    steps = json.loads((folder / "steps.json").read_text())
+    flood: dict[str, int] = {}
+    for entry in steps["entries"]:
+        if entry["request_type"] == "IMAP" and entry["phase"] == "reconnect-flood":
+            flood[entry["step"]] = flood.get(entry["step"], 0) + entry["count"]
+    print(f"reconnect-flood phase steps: {flood}")
+    # Churn users stay through the flood and log out after each LOGIN; flood users (no LOGIN)
+    # must not: every LOGOUT of the phase belongs to a LOGIN (at most one per churn user began
+    # before the phase), while the flood's CONNECTs far outnumber the LOGINs.
+    assert flood.get("LOGOUT", 0) <= flood.get("LOGIN", 0) + 3, flood
+    assert flood["CONNECT"] > 2 * flood.get("LOGIN", 0) + 50, flood
+
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    gaps = [e for e in events if e["kind"] == "heartbeat_gap"]
+    assert len(gaps) == 1, gaps
+    gap = gaps[0]
+    length = gap["end"] - gap["t"]
+    print(f"{STOP_S:g} s SIGSTOP: heartbeat gap {length:.2f} s, detail {gap['detail']}")
+    assert abs(length - STOP_S) <= 0.5 + 0.1  # +0.1: the stop itself is two kill() calls
+    assert gap["detail"]["stall_s"] == pytest.approx(length, abs=0.001)
+    verdict = json.loads((folder / "verdict.json").read_text())
+    (rule,) = [r for r in verdict["results"] if r["metric"] == "heartbeat_gap.longest_s"]
+    assert rule["measured"] == pytest.approx(length, abs=0.001)
+    shown = f"{length:.1f} s"
+    assert shown in report_text, report_text[:3000]

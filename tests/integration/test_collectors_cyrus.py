@@ -112,7 +112,7 @@ def test_sigstop_shows_as_heartbeat_gap_while_held_session_stays_fast(
     store, stopped, continued = run_freeze(cyrus_deployment)
     gap = only(store.events("heartbeat_gap"), "heartbeat gap")
     print(f"reuse on: {FREEZE_S:g} s SIGSTOP -> heartbeat gap {gap.duration:.2f} s "
-          f"(between writes {gap.detail['gap_s']} s), stalls {store.events('stall')}")
+          f"(between writes {gap.detail['between_writes_s']} s), stalls {store.events('stall')}")
     assert gap.duration == pytest.approx(FREEZE_S, abs=1.0)
     assert stopped - 1.5 <= gap.t <= continued
     held = [s for s in store.samples("held_noop_latency_ms") if stopped <= s.t <= continued]

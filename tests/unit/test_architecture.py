@@ -23,13 +23,14 @@ LAYERS: list[set[str]] = [
     {"imap"},                                 # timed IMAP sessions
     {"collectors"},                           # signals on a fixed clock
     {"faults", "gate"},                       # fault injectors; rules and verdicts
-    {"report", "webui"},                      # what the operator reads
+    {"report"},                               # the offline report
+    {"webui"},                                # the Locust web UI (its downloads use the report)
     {"run"},                                  # one run's folder and options
     {"plugin"},                               # the one module wiring Locust events
     {"users"},                                # Locust users
     {"shapes"},                               # load shapes (phases of user classes)
     {"scenarios", "bench", "acceptance"},     # scenarios and the orchestrations built on them
-    {"scenario_cli", "cli"},                  # entry points
+    {"scenario_cli", "options_cli", "cli"},   # entry points (cli loads its subcommands by name)
 ]
 
 

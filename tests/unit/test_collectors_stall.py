@@ -112,15 +112,19 @@ def feed_heartbeat(writes: list[float], samples: list[float]) -> list[tuple[floa
     return out
 
 
-def test_heartbeat_gap_from_a_3s_freeze_measures_about_3s() -> None:
-    # Writes each second, then none for 4 s (a 3 s SIGSTOP), as measured on Cyrus 3.6.
-    writes = [0.1, 1.1, 2.1, 3.1, 7.1, 8.1, 9.1]
-    samples = [i + 0.5 for i in range(10)]
+@pytest.mark.parametrize("phase", [0.0, 0.3, 0.6, 0.95])
+def test_heartbeat_gap_estimates_a_3s_freeze_within_half_a_second(phase: float) -> None:
+    # Writes each second; a 3 s SIGSTOP starting ``phase`` s after a write; master writes at
+    # once on resuming, then each second again: the gap between writes is 3 + phase.
+    stop = 3.1 + phase
+    writes = [0.1, 1.1, 2.1, 3.1, stop + 3.0, stop + 4.0, stop + 5.0]
+    samples = [i * 0.5 + 0.25 for i in range(20)]
     transitions = feed_heartbeat(writes, samples)
-    assert transitions[0] == (pytest.approx(4.1), None)  # opened when the age passed 2.5 s
+    assert transitions[0] == (pytest.approx(3.6), None)  # opened when the age passed 2.5 s
     start, end = transitions[1]
-    assert (start, end) == (pytest.approx(4.1), pytest.approx(7.1))
-    assert end - start == pytest.approx(3.0)
+    assert (start, end) == (pytest.approx(3.6), pytest.approx(stop + 3.0))
+    assert end - start == pytest.approx(2.5 + phase)
+    assert abs((end - start) - 3.0) <= 0.5 + 1e-9
 
 
 def test_heartbeat_normal_jitter_is_no_gap() -> None:
@@ -133,6 +137,7 @@ def test_heartbeat_gap_between_two_samples_is_reported_closed() -> None:
     assert tracker.observe(10.0, 9.9) is None
     gap = tracker.observe(20.0, 19.9)  # sampling itself paused; the file shows a 10 s gap
     assert gap is not None and gap.end == 19.9 and gap.gap == pytest.approx(10.0)
+    assert gap.start == pytest.approx(10.4) and gap.stall_s == pytest.approx(9.5)
     assert tracker.age(20.5) == pytest.approx(0.6)
 
 

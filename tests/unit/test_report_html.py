@@ -117,3 +117,46 @@ def test_verdict_table_shows_each_rule_scope_with_labels(tmp_path: Path) -> None
                      'instance = "slot1"\nlabels = { service = "imap" }\n')
     page, _ = report(folder, "--rules", str(rules))
     assert "<td>phase=warmup instance=slot1 service=imap</td>" in page.read_text()
+
+
+def test_a_run_that_quit_before_any_test_started_claims_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "never"
+    empty = SyntheticRun(StepRecorder(), SeriesStore(), 0.0, 0.0)
+    write_synthetic_run(folder, empty)
+    run = json.loads((folder / "run.json").read_text())
+    del run["start"], run["end"]  # as the plugin leaves it: initialised, never started
+    (folder / "run.json").write_text(json.dumps(run))
+    (folder / "verdict.json").write_text(json.dumps(
+        {"status": "pass", "exit_code": 0, "counts": {"pass": 3}, "results": [],
+         "rules_file": "x.toml"}))
+    page, links = report(folder)
+    text = page.read_text()
+    assert "No load ran" in text
+    assert "Verdict: <b>PASS</b>" not in text and "1970" not in text
+
+
+def test_stalls_beside_the_verdict_and_events_as_a_table(tmp_path: Path) -> None:
+    folder = write_synthetic_run(tmp_path / "run", synthetic_run())
+    page, links = report(folder, "--rules", str(GATES / "default.toml"))
+    text = page.read_text()
+    verdict_part = text[text.index("<h2>Verdict</h2>"):text.index("<h2>Run</h2>")]
+    # synthetic: heartbeat gap 45.0-48.5 s, stall 45.2-47.5 s after the start
+    assert "<b>master heartbeat gap</b> at 45.0 s for <b>3.5 s</b>" in verdict_part
+    assert "<b>master stall (new connections)</b> at 45.2 s for <b>2.3 s</b>" in verdict_part
+    # failing rules first
+    results = [cell for cell in ("fail", "pass") if f'<span class="{cell}">' in verdict_part]
+    assert verdict_part.index('<span class="fail">') < verdict_part.index('<span class="pass">')
+    assert results == ["fail", "pass"]
+    body = " ".join(links.text)
+    assert "phase churn-ramp" in body and "fault" in body
+    assert "<details><summary>Options" in text
+
+
+def test_plot_legends_use_words_and_rates_drop_to_zero_between_seconds() -> None:
+    from loadtest.report.plots import line_label, zero_filled
+
+    assert line_label("step_rate_per_s", {"step": "LOGIN"}, None) == "LOGIN"
+    assert line_label("ready_workers", {"service": "imap", "family": "ipv4"}, "slot1") == \
+        "ready workers imap/ipv4 [slot1]"
+    assert zero_filled([(0.0, 5.0), (1.0, 6.0), (6.0, 150.0)]) == [
+        (0.0, 5.0), (1.0, 6.0), (2.0, 0.0), (5.0, 0.0), (6.0, 150.0)]

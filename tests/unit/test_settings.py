@@ -113,3 +113,32 @@ def test_declared_imap_options_have_flags_envs_and_config_keys() -> None:
     s = resolve({})
     assert "imap_password" in s.describe()
     assert resolve({"imap_password": "hunter2"}).describe()["imap_password"]["value"] == "***"
+
+
+PER_CLASS_OPT = Option("imap_disconnect", "how", choices=("logout", "close", "reset"),
+                       unset_choice="per-class")
+
+
+@pytest.mark.parametrize("raw", [None, "per-class", ""])
+def test_unset_choice_keeps_the_none_default_through_the_form(raw: object) -> None:
+    # The web form shows an option with choices as a select and posts its first entry.
+    assert PER_CLASS_OPT.all_choices == ("per-class", "logout", "close", "reset")
+    assert PER_CLASS_OPT.parser_default == "per-class"
+    settings = resolve({"imap_disconnect": raw}, {}, [PER_CLASS_OPT])
+    assert settings["imap_disconnect"] is None
+    assert settings.source("imap_disconnect") == "default"
+
+
+def test_unset_choice_does_not_widen_the_real_choices() -> None:
+    assert resolve({"imap_disconnect": "reset"}, {}, [PER_CLASS_OPT])["imap_disconnect"] == "reset"
+    with pytest.raises(UsageError, match="choose one of per-class, logout, close, reset"):
+        resolve({"imap_disconnect": "fin"}, {}, [PER_CLASS_OPT])
+
+
+def test_values_changed_since_init_name_the_web_form() -> None:
+    at_init = resolve({"imap_disconnect": None, "imap_timeout": "10"}, {},
+                      [PER_CLASS_OPT, OPTS[1]])
+    from_form = resolve({"imap_disconnect": "close", "imap_timeout": "10"}, {},
+                        [PER_CLASS_OPT, OPTS[1]]).changed_since(at_init, "web form")
+    assert from_form.describe() == {"imap_disconnect": {"value": "close", "source": "web form"},
+                                    "imap_timeout": {"value": 10.0, "source": "default"}}

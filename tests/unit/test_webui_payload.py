@@ -99,8 +99,27 @@ def test_gate_rows_from_a_real_verdict() -> None:
     store.add("greeting_latency_ms", 12.0, t=1.0, instance="slot1")
     verdict = evaluate(rules, StepRecorder(per_second=False), store).to_dict()
     rows = payload.gate_rows(verdict)
-    assert [r["status"] for r in rows] == ["fail", "pass", "inconclusive"]
+    assert [r["status"] for r in rows] == ["fail", "inconclusive", "pass"]  # failing first
     assert rows[0]["rule"] == "load1.max <= 4" and rows[0]["measured"] == "6"
-    assert rows[1]["scope"] == "instance=slot1" and rows[1]["samples"] == 1
-    assert rows[2]["measured"] == "no data"
+    assert rows[2]["scope"] == "instance=slot1" and rows[2]["samples"] == 1
+    assert rows[1]["measured"] == "no data"
     assert all("_" not in key for row in rows for key in row)
+
+
+def test_gate_rows_failing_first_waiting_for_unreached_phases_and_failing_since() -> None:
+    rules = parse_rules(
+        '[[rule]]\nmetric = "load1.min"\nmin = 0\n\n'
+        '[[rule]]\nmetric = "load1.max"\nmax = 4\nphase = "flood"\n\n'
+        '[[rule]]\nmetric = "load1.max"\nmax = 4\n', "rules.toml")
+    store = SeriesStore()
+    for t, v in ((1.0, 0.5), (2.0, 6.0)):
+        store.add("load1", v, t=t)
+    verdict = evaluate(rules, StepRecorder(per_second=False), store).to_dict()
+    key = payload.rule_key(verdict["results"][2])
+    rows = payload.gate_rows(verdict, phases_seen=["warm-up"], failed_at={key: 12.4})
+    assert [r["status"] for r in rows] == ["fail", "waiting", "pass"]
+    assert rows[0]["since"] == "+12 s" and rows[0]["reason"] == ""
+    assert rows[1]["reason"] == "phase not reached yet"
+    assert payload.overall(rows, "fail") == (
+        "gate FAIL now: 1 of 3 rules failing (load1.max <= 4 since +12 s), "
+        "1 waiting for their phase")

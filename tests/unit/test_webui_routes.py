@@ -53,7 +53,8 @@ def test_series_with_cursor_and_new_run() -> None:
     assert first["points"] == {"load1": [[100.0, 0.5]], "greeting_latency_ms@slot1": [[100.0, 3.0]]}
     assert first["cursor"] == 2 and first["reset"] is True
     assert [e["kind"] for e in first["events"]] == ["stall"]
-    assert [c["key"] for c in first["charts"]][:2] == ["latency", "spawns"]
+    assert [c["key"] for c in first["charts"]][:3] == ["latency", "heartbeat", "spawns"]
+    assert first["window"] == {"start": None, "end": None, "state": "waiting"}
     store.add("load1", 0.7, t=101.0)
     second = client.get("/base/cyrus/series?cursor=2").get_json()
     assert second["points"] == {"load1": [[101.0, 0.7]]} and second["reset"] is False
@@ -88,7 +89,7 @@ def test_gate_live_values_cached_and_refreshed() -> None:
     store.add("load1", 1.0, t=1.0)
     gate = client.get("/cyrus/gate").get_json()
     assert [(r["metric"], r["status"], r["measured"]) for r in gate["rows"]] == [
-        ("load1.max", "pass", "1"), ("CONNECT.p99_ms", "inconclusive", "no data")]
+        ("CONNECT.p99_ms", "inconclusive", "no data"), ("load1.max", "pass", "1")]
     assert gate["status"] == "inconclusive" and gate["steps_known"] is True
     store.add("load1", 9.0, t=2.0)
     recorder.on_request("IMAP", "CONNECT", 3.0, False)
@@ -223,3 +224,43 @@ def test_on_locust_web_ui_routes_need_the_login(tmp_path: Path) -> None:
         assert out[name]["status"] == 302, name
         assert "/login" in out[name]["location"], name
     assert not out["index"]["script"]
+
+
+def test_downloads_and_the_finished_window(tmp_path: Path) -> None:
+    import io
+    import zipfile
+    from types import SimpleNamespace
+
+    from loadtest.webui.server import tab_template_args
+
+    store = SeriesStore()
+    recorder = StepRecorder(per_second=False)
+    run = SimpleNamespace(folder=tmp_path / "run-1", info={"start": 100.0, "status": "running"})
+    tab = ServerTab(store, rules=RULES, steps=recorder, run=run)
+    app = locust_like_app()
+    tab.register(app)
+    client = app.test_client()
+    store.add("load1", 9.0, t=101.0)
+    store.event("heartbeat_gap", t=102.0, end=105.0, instance="slot1", stall_s=3.0)
+    recorder.on_request("IMAP", "CONNECT", 3.0, False)
+    assert client.get("/cyrus/series?cursor=0").get_json()["window"]["state"] == "running"
+
+    series = client.get("/cyrus/download/series.csv")
+    assert series.status_code == 200 and "run-1-series.csv" in series.headers["Content-Disposition"]
+    assert series.data.decode().splitlines()[1] == "101.000,load1,,9.0,"
+    events = client.get("/cyrus/download/events.csv").data.decode().splitlines()
+    assert events[1].startswith("102.000,105.000,3.000,heartbeat_gap,slot1,")
+    verdict = client.get("/cyrus/download/verdict.json").get_json()
+    assert verdict["status"] == "fail"
+    assert b"<testsuite" in client.get("/cyrus/download/junit.xml").data
+    assert client.get("/cyrus/download/nothing").status_code == 404
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/cyrus/download/report.zip").data))
+    assert "report.html" in archive.namelist() and any(n.endswith(".png") for n in archive.namelist())
+
+    run.info.update(status="stopped", load_end=130.0)
+    assert client.get("/cyrus/series?cursor=0").get_json()["window"] == {
+        "start": 100.0, "end": 130.0, "state": "finished"}
+    args: dict = {"extended_csv_files": [{"href": "./other.csv", "title": "other"}]}
+    tab_template_args(args)
+    hrefs = [f["href"] for f in args["extended_csv_files"]]
+    assert hrefs[0] == "./other.csv" and "./cyrus/download/report.zip" in hrefs
