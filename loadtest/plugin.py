@@ -288,10 +288,9 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     install_webui(environment, store=lambda: run.store, rules=lambda: run.rules,
                   steps=lambda: run.recorder)
     environment.events.request.add_listener(locust_listener(run.recorder, run.current_phase))
-    # Locust's HTML report goes into the run folder unless the user chose a place (Locust reads
-    # html_file at the very end; its CSV writer exists before init, so finish_run writes CSVs).
-    if not getattr(options, "html_file", None):
-        options.html_file = str(folder / "locust_report.html")
+    # Locust's HTML report goes into the run folder unless the user chose a place: finish_run
+    # writes it (and the CSVs: Locust's CSV writer exists before init).
+    run.locust_html = None if getattr(options, "html_file", None) else folder / "locust_report.html"
     run.on_phase = lambda name: _broadcast_phase(environment, name)
     run.write_info(locustfile=getattr(options, "locustfile", None),
                    deployment=str(deployment.path) if deployment else None,
@@ -363,7 +362,17 @@ def _flush_every_second(run: Any) -> None:
     while True:
         gevent.sleep(FLUSH_INTERVAL_S)
         run.recorder.emit_per_second(run.store, before=time.time() - 2)
-        run.store.flush(run.folder)
+        _write_measurements(run)
+
+
+def _write_measurements(run: Any) -> None:
+    """The series, events and step statistics (steps.json: so the offline gate of a killed run
+    judges what was measured) into the folder."""
+    from loadtest.collectors.series import EVENTS_FILE, SERIES_FILE
+    from loadtest.gate.steps import STEPS_FILE
+
+    run.write_artifact(f"{SERIES_FILE}, {EVENTS_FILE}", lambda: run.store.flush(run.folder))
+    run.write_artifact(STEPS_FILE, lambda: run.recorder.save(run.folder))
 
 
 @events.test_stop.add_listener
@@ -395,16 +404,36 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
     run.store.close_open_events(run.recorder.end)  # a stall that never recovered ends now
     status = "finished"
     if run.rules is not None:
-        from loadtest.gate.cli import gate_at_quit
+        from loadtest.gate.evaluate import evaluate
+        from loadtest.gate.output import print_verdict, write_outputs
+        from loadtest.report.artifacts import JUNIT_FILE, VERDICT_FILE
 
-        verdict = gate_at_quit(run.rules, run.recorder, run.store, run.folder)
+        # Evaluated in memory: the verdict and exit code stand even if no file can be written.
+        verdict = evaluate(run.rules, run.recorder, run.store)
+        print_verdict(verdict)
         environment.process_exit_code = verdict.exit_code
         status = f"gate {verdict.status}"
+        run.write_artifact(f"{VERDICT_FILE}, {JUNIT_FILE}",
+                           lambda: write_outputs(verdict, run.folder))
     # no gate: Locust's own exit code (1 when any request failed)
-    run.recorder.save(run.folder)
-    run.store.flush(run.folder)
-    _write_locust_stats(environment, run.folder)
+    _write_measurements(run)
+    run.write_artifact("locust_stats.json, locust_*.csv",
+                       lambda: _write_locust_stats(environment, run.folder))
+    if run.locust_html is not None:
+        run.write_artifact(run.locust_html.name, lambda: _write_locust_html(environment, run))
     run.write_info(end=run.recorder.end, status=status)
+    if line := run.unwritten_line():
+        print(line, file=sys.stderr, flush=True)
+
+
+def _write_locust_html(environment: Any, run: Any) -> None:
+    """Locust's HTML report into the run folder (written here, not by Locust, so that a folder
+    that cannot take it is one line among the unwritten artifacts, not a traceback)."""
+    from locust.html import get_html_report
+
+    from loadtest.paths import atomic_write
+
+    atomic_write(run.locust_html, get_html_report(environment, show_download_link=False))
 
 
 def _write_locust_stats(environment: Any, folder: Any) -> None:
