@@ -55,12 +55,22 @@ def register_options(parser: Any, **_kwargs: Any) -> None:
         if opt.flag_only:
             action = group.add_argument(opt.flag, action="store_true", default=False, **kwargs)
         else:
-            action = group.add_argument(opt.flag, default=opt.default, choices=opt.choices, **kwargs)
+            choices = _ChoicesCheckedLater(opt.choices) if opt.choices else None
+            action = group.add_argument(opt.flag, default=opt.default, choices=choices, **kwargs)
         # What LocustArgumentParser.add_argument sets; argument groups lack its signature.
         action.include_in_web_ui = opt.web_ui
         action.is_secret = opt.secret
         action.is_required = False
         action.is_multiple = False
+
+
+class _ChoicesCheckedLater(tuple):
+    """The choices as help and the web UI list them, but argparse accepts any value: its own
+    check would say "argument --imap-tls" for a value from env or a config file. The settings
+    check them (`settings.resolve`) and name the value's source."""
+
+    def __contains__(self, _value: object) -> bool:
+        return True
 
 
 def _sources() -> dict[str, str]:
@@ -80,7 +90,44 @@ def resolve_settings(environment: Any) -> settings_mod.Settings:
         sources = {o.name: f"env {o.env}" for o in settings_mod.declared() if o.env in _environ()}
         return settings_mod.resolve(raw, sources)
     raw = {o.name: getattr(options, o.name, o.default) for o in settings_mod.declared()}
-    return settings_mod.resolve(raw, _sources())
+    return settings_mod.resolve(raw, {**_sources(), **_form_sources.get(environment, {})})
+
+
+# option name -> "web form field NAME", for values the web UI's form set (errors name the form)
+_form_sources: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def _check_swarm_form(environment: Any) -> Any:
+    """A Flask before_request hook: the web UI's start form is checked like the command line
+    before Locust starts anything, and a bad value is refused with the form as its origin."""
+
+    def check() -> Any:
+        from flask import jsonify, request
+
+        if request.method != "POST" or not request.path.endswith("/swarm"):
+            return None
+        options = environment.parsed_options
+        raw = {o.name: getattr(options, o.name, o.default) for o in settings_mod.declared()}
+        form: dict[str, str] = {}
+        for opt in settings_mod.declared():
+            if opt.name not in request.form:
+                continue
+            value: Any = request.form[opt.name]
+            value = (value == "true") if opt.flag_only else value
+            if value != raw[opt.name] and str(value) != str(raw[opt.name]):
+                raw[opt.name] = value  # changed in the form: the form is its source
+                form[opt.name] = f"web form field {opt.name}"
+        try:
+            settings = settings_mod.resolve(raw, {**_sources(), **form})
+            imap_config_mod.build_config(
+                settings, require_credentials=_require_credentials(environment, settings))
+        except UsageError as exc:
+            logger.error("cyrus-loadtest: %s", exc)
+            return jsonify({"success": False, "message": str(exc), "host": environment.host})
+        _form_sources[environment] = form
+        return None
+
+    return check
 
 
 def _environ() -> dict[str, str]:
@@ -132,6 +179,8 @@ def settings_of(environment: Any) -> settings_mod.Settings | None:
 def check_options_at_init(environment: Any, **_kwargs: Any) -> None:
     if environment.parsed_options is None:
         return  # library mode: users configure on first use
+    if getattr(environment, "web_ui", None) is not None:
+        environment.web_ui.app.before_request(_check_swarm_form(environment))
     try:
         configure(environment)
     except UsageError as exc:
