@@ -211,3 +211,45 @@ def test_report_output_that_cannot_be_written(tmp_path: Path, where: str) -> Non
                    "--output", output)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+# -- the web UI's start form -----------------------------------------------------------------
+
+
+def test_web_form_with_a_refused_target_is_refused_and_names_the_form(tmp_path: Path) -> None:
+    import time
+    import urllib.parse
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        web_port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADTEST_")}
+    locust = subprocess.Popen(
+        [str(BIN / "locust"), "-f", CHURN, "--web-port", str(web_port), "--imap-host",
+         "127.0.0.1", "--imap-port", "1", "--imap-user-pattern", "user{n}", "--imap-user-count",
+         "1", "--imap-password", "x", "--collectors", "none", "--artifacts", str(tmp_path / "a")],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and locust.poll() is None, "no web UI"
+                time.sleep(0.2)
+        form = urllib.parse.urlencode({"user_count": "1", "spawn_rate": "1", "host": "",
+                                       "imap_host": "192.0.2.1"}).encode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/swarm", data=form,
+                                    timeout=10) as response:
+            answer = json.loads(response.read())
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/stats/requests",
+                                    timeout=10) as response:
+            state = json.loads(response.read())["state"]
+    finally:
+        locust.terminate()
+        locust.communicate(timeout=30)
+    assert answer["success"] is False
+    assert "192.0.2.1" in answer["message"] and "web form field imap_host" in answer["message"]
+    assert state != "running"
