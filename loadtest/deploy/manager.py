@@ -264,7 +264,8 @@ def deploy_down(root: str | Path, *, remove: bool = True, source: str = "flag --
             if survivors:
                 raise RuntimeError(f"processes of {info.name} survived SIGKILL: {survivors}")
             stopped.append(f"{info.name} ({info.address}): "
-                           + ("stopped" if was_alive else "master was not running; cleaned up"))
+                           + ("stopped" if was_alive else "master was not running; cleaned up")
+                           + f"; {log_errors(info.log_file)}")
     # Whatever still mentions the directory (a half-started deployment) is ours too.
     leftovers = pids_mentioning(str(root).rstrip("/") + "/")
     if leftovers:
@@ -276,6 +277,28 @@ def deploy_down(root: str | Path, *, remove: bool = True, source: str = "flag --
         _remove_volatile(root)
         shutil.rmtree(root, ignore_errors=True)
     return stopped
+
+
+def log_errors(log_file: str) -> str:
+    """What Cassandane checks at every stop: IOERROR, DBERROR and fatal lines in the instance's
+    syslog, as a short phrase with the first such line."""
+    from loadtest.collectors.parsers import CYRUS_ERROR, count_cyrus_errors
+
+    counts: dict[str, int] = {}
+    first = b""
+    try:
+        with open(log_file, "rb") as fh:
+            for line in fh:
+                if CYRUS_ERROR.search(line):
+                    first = first or line.strip()
+                    for kind, n in count_cyrus_errors(line).items():
+                        counts[kind] = counts.get(kind, 0) + n
+    except OSError as exc:
+        return f"its log {log_file} is unreadable ({exc.strerror})"
+    if not counts:
+        return "no Cyrus errors in its log"
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    return f"Cyrus errors in its log: {kinds}; first: {first[:200].decode(errors='replace')}"
 
 
 @dataclass

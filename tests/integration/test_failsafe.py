@@ -90,3 +90,28 @@ def test_run_folder_read_only_mid_run_still_gives_the_verdict(cyrus_deployment: 
     unwritten = [line for line in stderr.splitlines() if "could not write to" in line]
     assert len(unwritten) == 1 and "verdict.json" in unwritten[0] and "steps.json" in unwritten[0]
     assert not (folder / "verdict.json").exists()
+
+
+def test_acceptance_interrupted_with_sigint_still_writes_the_report(tmp_path: Path) -> None:
+    from loadtest.deploy.procs import pids_mentioning
+
+    artifacts = tmp_path / "artifacts"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadtest.cli", "acceptance", "--artifacts", str(artifacts),
+         "--duration", "60", "--users", "2", "--held", "1", "--provision-users", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        start_new_session=True)
+    try:
+        wait_for(lambda: any(artifacts.glob("acceptance-*/series.jsonl")), timeout=90, step=0.2)
+        time.sleep(3)  # some load measured
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    (folder,) = artifacts.glob("acceptance-*")
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert (folder / "report.html").is_file() and (folder / "verdict.json").is_file()
+    assert pids_mentioning("/acceptance-") == []  # deployment stopped
