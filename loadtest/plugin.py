@@ -434,6 +434,12 @@ def stop_run(environment: Any, **_kwargs: Any) -> None:
     if run.collectors is not None:
         run.collectors.stop()
     run.set_phase(None)
+    # Between runs (the web UI's /stop) nothing is measured: the flusher rests until the next
+    # test_start, after writing what the run measured.
+    if run.flusher is not None:
+        run.flusher.kill(block=False)
+        run.flusher = None
+        _write_measurements(run)
 
 
 @events.quitting.add_listener
@@ -445,9 +451,6 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
     import time
 
     stop_run(environment)
-    flusher = getattr(run, "flusher", None)
-    if flusher is not None:
-        flusher.kill(block=False)
     run.recorder.end = time.time()
     run.recorder.emit_per_second(run.store)
     run.store.close_open_events(run.recorder.end)  # a stall that never recovered ends now

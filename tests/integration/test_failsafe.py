@@ -14,7 +14,7 @@ import pytest
 
 from loadtest.deploy.deployment import Deployment
 
-pytestmark = pytest.mark.cyrus
+pytestmark = [pytest.mark.cyrus, pytest.mark.usefixtures("no_fault_left")]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
