@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.core.runfolder import RUN_FILE
 from loadtest.errors import EXIT_FAIL, UsageError
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
@@ -141,16 +140,7 @@ def orchestrate(job: LoadRun) -> int:
             print(f"{label}: {job.summary}", flush=True)
         locust = subprocess.Popen(command, cwd=PROJECT_ROOT)
         code = locust.wait()
-        folder = _run_folder(artifacts, run_name)
-        if folder is not None and (folder / RUN_FILE).exists():
-            from loadtest.core.runfolder import load_run
-            from loadtest.report.html import render
-
-            report = render(load_run(folder), None, None)  # verdict.json from the in-process gate
-            print(f"{label}: report {report}")
-            print(f"{label}: artifacts {folder} (verdict.json, junit.xml)")
-        else:
-            print(f"{label}: the run wrote no artifacts; see the output above", file=sys.stderr)
+        if not _write_report(label, artifacts, run_name):
             code = code or EXIT_FAIL
         return code
     except KeyboardInterrupt:
@@ -161,11 +151,33 @@ def orchestrate(job: LoadRun) -> int:
             except subprocess.TimeoutExpired:
                 locust.kill()
         print(f"{label}: interrupted", file=sys.stderr)
+        if locust is not None:
+            _write_report(label, artifacts, run_name)  # what was measured until the interrupt
         return 130
     finally:
         if own_deployment and (root / "deployment.json").exists():
             deploy_down(root)
             print(f"{label}: test deployment stopped", flush=True)
+
+
+def _write_report(label: str, artifacts: Path, run_name: str) -> bool:
+    """report.html of the run (its verdict.json from the in-process gate); False when the run
+    left no artifacts to report on."""
+    from loadtest.core.runfolder import load_run
+    from loadtest.report.html import render
+
+    folder = _run_folder(artifacts, run_name)
+    if folder is None or not (folder / "run.json").exists():
+        print(f"{label}: the run wrote no artifacts; see the output above", file=sys.stderr)
+        return False
+    try:
+        report = render(load_run(folder), None, None)
+    except (UsageError, OSError) as exc:
+        print(f"{label}: no report for {folder}: {exc}", file=sys.stderr)
+        return False
+    print(f"{label}: report {report}")
+    print(f"{label}: artifacts {folder} (verdict.json, junit.xml)")
+    return True
 
 
 def _interrupt(signum: int, frame: object) -> None:

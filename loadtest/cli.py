@@ -55,6 +55,9 @@ def _deploy_up(args: argparse.Namespace) -> int:
     from loadtest.deploy.manager import Timing, deploy_up
     from loadtest.deploy.topology import load_topology
 
+    if args.dir is not None and not args.dir.strip():
+        raise UsageError("--dir '' (from flag --dir) is empty: name a directory, or leave the "
+                         "flag out for the default location")
     root = Path(args.dir) if args.dir else default_root()
     sources = {"dir": "flag --dir" if args.dir else "default directory",
                "port": "flag --port", "users": "flag --users", "instances": "flag --instances",
@@ -63,7 +66,7 @@ def _deploy_up(args: argparse.Namespace) -> int:
                if getattr(args, field) is not None}
     if args.rotating_binary:
         options["imapd_binary"] = "symlink"
-    slots = load_topology(args.topology) if args.topology else None
+    slots = load_topology(args.topology) if args.topology is not None else None
     timing = Timing()
     with _progress() as progress:
         deployment = deploy_up(root, users=args.users, instances=args.instances, slots=slots,
@@ -114,7 +117,9 @@ class _progress:
 def _resolve_root(args: argparse.Namespace) -> tuple[Path, str]:
     from loadtest.deploy.deployment import locate
 
-    if getattr(args, "dir", None):
+    if getattr(args, "dir", None) is not None:
+        if not args.dir.strip():
+            raise UsageError("--dir '' (from flag --dir) is empty: name the deployment's directory")
         return Path(args.dir), "flag --dir"
     path, source = locate(args.deployment)
     return (path.parent if path.name.endswith(".json") else path), source

@@ -3,6 +3,7 @@ so that no reader ever sees half of it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -21,8 +22,13 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> Path:
     the offline gate, a killed run's post-mortem) sees the old file or the new one, never half."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # no NAME.tmp left behind by a full folder
+            tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -55,13 +55,23 @@ def register_options(parser: Any, **_kwargs: Any) -> None:
         if opt.flag_only:
             action = group.add_argument(opt.flag, action="store_true", default=False, **kwargs)
         else:
-            action = group.add_argument(opt.flag, default=opt.parser_default,
-                                        choices=opt.all_choices, **kwargs)
+            choices = _ChoicesCheckedLater(opt.all_choices) if opt.all_choices else None
+            action = group.add_argument(opt.flag, default=opt.parser_default, choices=choices,
+                                        **kwargs)
         # What LocustArgumentParser.add_argument sets; argument groups lack its signature.
         action.include_in_web_ui = opt.web_ui
         action.is_secret = opt.secret
         action.is_required = False
         action.is_multiple = False
+
+
+class _ChoicesCheckedLater(tuple):
+    """The choices as help and the web UI list them, but argparse accepts any value: its own
+    check would say "argument --imap-tls" for a value from env or a config file. The settings
+    check them (`settings.resolve`) and name the value's source."""
+
+    def __contains__(self, _value: object) -> bool:
+        return True
 
 
 def _sources() -> dict[str, str]:
@@ -81,7 +91,44 @@ def resolve_settings(environment: Any) -> settings_mod.Settings:
         sources = {o.name: f"env {o.env}" for o in settings_mod.declared() if o.env in _environ()}
         return settings_mod.resolve(raw, sources)
     raw = {o.name: getattr(options, o.name, o.default) for o in settings_mod.declared()}
-    return settings_mod.resolve(raw, _sources())
+    return settings_mod.resolve(raw, {**_sources(), **_form_sources.get(environment, {})})
+
+
+# option name -> "web form field NAME", for values the web UI's form set (errors name the form)
+_form_sources: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def _check_swarm_form(environment: Any) -> Any:
+    """A Flask before_request hook: the web UI's start form is checked like the command line
+    before Locust starts anything, and a bad value is refused with the form as its origin."""
+
+    def check() -> Any:
+        from flask import jsonify, request
+
+        if request.method != "POST" or not request.path.endswith("/swarm"):
+            return None
+        options = environment.parsed_options
+        raw = {o.name: getattr(options, o.name, o.default) for o in settings_mod.declared()}
+        form: dict[str, str] = {}
+        for opt in settings_mod.declared():
+            if opt.name not in request.form:
+                continue
+            value: Any = request.form[opt.name]
+            value = (value == "true") if opt.flag_only else value
+            if value != raw[opt.name] and str(value) != str(raw[opt.name]):
+                raw[opt.name] = value  # changed in the form: the form is its source
+                form[opt.name] = f"web form field {opt.name}"
+        try:
+            settings = settings_mod.resolve(raw, {**_sources(), **form})
+            imap_config_mod.build_config(
+                settings, require_credentials=_require_credentials(environment, settings))
+        except UsageError as exc:
+            logger.error("cyrus-loadtest: %s", exc)
+            return jsonify({"success": False, "message": str(exc), "host": environment.host})
+        _form_sources[environment] = form
+        return None
+
+    return check
 
 
 def _environ() -> dict[str, str]:
@@ -143,6 +190,8 @@ def settings_of(environment: Any) -> settings_mod.Settings | None:
 def check_options_at_init(environment: Any, **_kwargs: Any) -> None:
     if environment.parsed_options is None:
         return  # library mode: users configure on first use
+    if getattr(environment, "web_ui", None) is not None:
+        environment.web_ui.app.before_request(_check_swarm_form(environment))
     try:
         configure(environment)
     except UsageError as exc:
@@ -300,10 +349,9 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
                   steps=lambda: run.recorder, run=lambda: run,
                   hide_host=deployment is not None)
     environment.events.request.add_listener(locust_listener(run.recorder, run.current_phase))
-    # Locust's HTML report goes into the run folder unless the user chose a place (Locust reads
-    # html_file at the very end; its CSV writer exists before init, so finish_run writes CSVs).
-    if not getattr(options, "html_file", None):
-        options.html_file = str(folder / "locust_report.html")
+    # Locust's HTML report goes into the run folder unless the user chose a place: finish_run
+    # writes it (and the CSVs: Locust's CSV writer exists before init).
+    run.locust_html = None if getattr(options, "html_file", None) else folder / "locust_report.html"
     run.on_phase = lambda name: _broadcast_phase(environment, name)
     run.write_info(locustfile=getattr(options, "locustfile", None),
                    deployment=str(deployment.path) if deployment else None,
@@ -388,8 +436,18 @@ def _flush_every_second(run: Any) -> None:
     while True:
         gevent.sleep(FLUSH_INTERVAL_S)
         run.recorder.emit_per_second(run.store, before=time.time() - 2)
-        run.store.flush(run.folder)
+        _write_measurements(run)
         check_run(event_log, run)
+
+
+def _write_measurements(run: Any) -> None:
+    """The series, events and step statistics (steps.json: so the offline gate of a killed run
+    judges what was measured) into the folder."""
+    from loadtest.core.series import EVENTS_FILE, SERIES_FILE
+    from loadtest.core.steps import STEPS_FILE
+
+    run.write_artifact(f"{SERIES_FILE}, {EVENTS_FILE}", lambda: run.store.flush(run.folder))
+    run.write_artifact(STEPS_FILE, lambda: run.recorder.save(run.folder))
 
 
 @events.test_stop.add_listener
@@ -407,6 +465,12 @@ def stop_run(environment: Any, **_kwargs: Any) -> None:
 
         # Where the load ended (the report's time axis ends here, not when Locust quits).
         run.write_info(load_end=time.time(), status="stopped")
+    # Between runs (the web UI's /stop) nothing is measured: the flusher rests until the next
+    # test_start, after writing what the run measured.
+    if run.flusher is not None:
+        run.flusher.kill(block=False)
+        run.flusher = None
+        _write_measurements(run)
 
 
 @events.quitting.add_listener
@@ -418,24 +482,41 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
     import time
 
     stop_run(environment)
-    flusher = getattr(run, "flusher", None)
-    if flusher is not None:
-        flusher.kill(block=False)
     run.recorder.end = time.time()
     run.recorder.emit_per_second(run.store)
     run.store.close_open_events(run.recorder.end)  # a stall that never recovered ends now
     status = "finished"
     if run.rules is not None:
-        from loadtest.gate.cli import gate_at_quit
+        from loadtest.core.runfolder import JUNIT_FILE, VERDICT_FILE
+        from loadtest.gate.evaluate import evaluate
+        from loadtest.gate.output import print_verdict, write_outputs
 
-        verdict = gate_at_quit(run.rules, run.recorder, run.store, run.folder)
+        # Evaluated in memory: the verdict and exit code stand even if no file can be written.
+        verdict = evaluate(run.rules, run.recorder, run.store)
+        print_verdict(verdict)
         environment.process_exit_code = verdict.exit_code
         status = f"gate {verdict.status}"
+        run.write_artifact(f"{VERDICT_FILE}, {JUNIT_FILE}",
+                           lambda: write_outputs(verdict, run.folder))
     # no gate: Locust's own exit code (1 when any request failed)
-    run.recorder.save(run.folder)
-    run.store.flush(run.folder)
-    _write_locust_stats(environment, run.folder)
+    _write_measurements(run)
+    run.write_artifact("locust_stats.json, locust_*.csv",
+                       lambda: _write_locust_stats(environment, run.folder))
+    if run.locust_html is not None:
+        run.write_artifact(run.locust_html.name, lambda: _write_locust_html(environment, run))
     run.write_info(end=run.recorder.end, status=status)
+    if line := run.unwritten_line():
+        print(line, file=sys.stderr, flush=True)
+
+
+def _write_locust_html(environment: Any, run: Any) -> None:
+    """Locust's HTML report into the run folder (written here, not by Locust, so that a folder
+    that cannot take it is one line among the unwritten artifacts, not a traceback)."""
+    from locust.html import get_html_report
+
+    from loadtest.paths import atomic_write
+
+    atomic_write(run.locust_html, get_html_report(environment, show_download_link=False))
 
 
 def _write_locust_stats(environment: Any, folder: Any) -> None:

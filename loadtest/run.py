@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,11 @@ class Run:
     collectors: Any = None
     faults: Any = None
     flusher: Any = None
+    locust_html: Path | None = None  # Locust's HTML report, when the run folder holds it
     on_phase: Any = None  # called with the new phase name (the plugin tells workers)
+    # artifact -> why it could not be written (first error): a full or read-only folder is a
+    # result told in one line at the end, never a crash of the run
+    unwritten: dict[str, str] = field(default_factory=dict)
     _phase_event: Event | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,11 +99,29 @@ class Run:
     def current_phase(self) -> str | None:
         return self.phase
 
-    def write_info(self, **updates: Any) -> Path:
+    def write_info(self, **updates: Any) -> bool:
         """run.json: format version, times, locustfile, options with sources (redacted)."""
         self.info.update(updates)
-        return atomic_write(self.folder / RUN_FILE,
-                            json.dumps({**run_header(), **self.info}, indent=2, default=str) + "\n")
+        text = json.dumps({**run_header(), **self.info}, indent=2, default=str) + "\n"
+        return self.write_artifact(RUN_FILE, lambda: atomic_write(self.folder / RUN_FILE, text))
+
+    def write_artifact(self, name: str, write: Callable[[], Any]) -> bool:
+        """Run ``write``; an OSError (read-only folder, full disk) is kept in ``unwritten``
+        under ``name`` and the run goes on. True when it was written."""
+        try:
+            write()
+        except OSError as exc:
+            self.unwritten.setdefault(name, exc.strerror or str(exc))
+            return False
+        self.unwritten.pop(name, None)  # written after all (space came back)
+        return True
+
+    def unwritten_line(self) -> str | None:
+        """One line naming the artifacts that could not be written, or None."""
+        if not self.unwritten:
+            return None
+        what = "; ".join(f"{name} ({why})" for name, why in self.unwritten.items())
+        return f"cyrus-loadtest: could not write to {self.folder}: {what}"
 
 
 def disconnect_modes(user_classes: list[type], disconnect: str | None,

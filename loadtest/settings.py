@@ -227,6 +227,8 @@ def positive_float(text: str) -> float:
 
 def seconds_range(text: str) -> tuple[float, float]:
     """``2`` or ``1-3`` (seconds): a constant or a uniform range."""
+    if text.strip().startswith("-"):
+        raise ValueError("seconds must be >= 0 (N or MIN-MAX)")
     low, sep, high = text.partition("-")
     lo = non_negative_float(low)
     hi = non_negative_float(high) if sep else lo

@@ -18,6 +18,7 @@ import pytest
 from loadtest.deploy.deployment import Deployment
 from loadtest.deploy.instance import instance_pids
 from loadtest.deploy.manager import deploy_down, deploy_up
+from loadtest.deploy.procs import pids_mentioning
 
 # Under /dev/shm (tmpfs, fast) and not under pytest's 0700 tmp dirs: Cyrus runs as `cyrus`.
 TEST_ROOT = Path(os.environ.get("LOADTEST_TEST_ROOT", f"/dev/shm/cyrus-loadtest-pytest-{os.getpid()}"))
@@ -63,3 +64,33 @@ def make_deployment(test_root: Path, request: pytest.FixtureRequest) -> Iterator
     yield make
     for deployment in created:
         _teardown(deployment)
+
+
+def _proc(pid: int | str) -> tuple[str, int, bytes] | None:
+    """(state, parent pid, program) of a live process, None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return None
+    return fields[0], int(fields[1]), program
+
+
+@pytest.fixture
+def no_fault_left(test_root: Path) -> Iterator[None]:
+    """After a fault test: no process of a test deployment stopped (state T), every imapd the
+    child of a running master, no deployment folder without its deployment.json."""
+    yield
+    for pid in pids_mentioning(str(test_root) + "/"):
+        proc = _proc(pid)
+        if proc is None:
+            continue  # exited meanwhile
+        state, parent, program = proc
+        assert state != "T", f"pid {pid} ({program!r}) of a test deployment left stopped"
+        if b"imapd" in program:
+            master = _proc(parent)
+            assert master is not None and master[2].endswith(b"/master") and master[0] != "T", \
+                f"imapd {pid} is not the child of a running master (parent {parent})"
+    for folder in test_root.iterdir():
+        if (folder / ".cyrus-loadtest").exists():
+            assert (folder / "deployment.json").exists(), f"half-created deployment in {folder}"

@@ -16,6 +16,7 @@ from loadtest.collectors.samplers import (
     BacklogSampler,
     CanarySampler,
     Context,
+    CyrusErrorSampler,
     Gaps,
     MachineSampler,
     MasterSampler,
@@ -61,6 +62,8 @@ class CollectorSet:
             if "canary" in enabled:
                 self.samplers.append(CanarySampler(self.ctx, target, "data", target.data_dir))
                 self.samplers.append(CanarySampler(self.ctx, target, "proc", target.proc_dir))
+            if "errors" in enabled and target.log_file:
+                self.samplers.append(CyrusErrorSampler(self.ctx, target))
             if "probe" in enabled:
                 self.probes.append(ProbeSampler(self.ctx, target))
         self._stop = threading.Event()

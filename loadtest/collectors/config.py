@@ -9,7 +9,7 @@ from typing import Any
 
 from loadtest.errors import UsageError
 
-ALL_COLLECTORS = ("probe", "master", "processes", "backlog", "machine", "canary")
+ALL_COLLECTORS = ("probe", "master", "processes", "backlog", "machine", "canary", "errors")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class Gaps:
             if current is not None and current[0] == why:
                 return
             if current is not None:
-                self.store.close_event(current[1], end=t)
+                self.store.close_event(current[1], end=max(t, current[1].t))
             event = self.store.event("collector_gap", t=t, instance=instance,
                                      collector=collector, why=why)
             self._open[key] = (why, event)
@@ -70,7 +70,9 @@ class Gaps:
         with self._lock:
             current = self._open.pop((collector, instance), None)
         if current is not None:
-            self.store.close_event(current[1], end=t)
+            # A slow read of an earlier tick can finish after a later tick opened the gap (a
+            # canary that took over a second): the gap ends now, never before it began.
+            self.store.close_event(current[1], end=max(t, current[1].t))
 
     def note(self, collector: str, instance: str | None, why: str, t: float) -> None:
         """A lasting limitation (the collector goes on, degraded): said once, as a closed event."""
@@ -113,6 +115,7 @@ class Target:
     proc_dir: str
     listen_backlog: int | None
     users: tuple[Credential, ...] = ()
+    log_file: str = ""  # the instance's syslog lines (our receiver writes them); "" = none
 
 
 # -- small /proc helpers (run inside ``read``) --------------------------------------------------
@@ -569,6 +572,43 @@ class CanarySampler(Sampler):
         self.add(self.signal, self.io_timeout * 1000.0, t, dir=self.directory, outcome="timeout")
 
 
+# -- Cyrus's own error lines ------------------------------------------------------------------
+
+CYRUS_ERRORS_SIGNAL = "cyrus_errors"
+ERROR_LOG_READ_MAX = 4 << 20  # bytes read per tick at most: a flooded log cannot hold the clock
+
+
+class CyrusErrorSampler(Sampler):
+    """IOERROR, DBERROR and fatal lines the instance logged since the collectors started, as a
+    counter (Cassandane fails a test on any of them). No labels: the gate's `increase` follows
+    one series per label set, and `deploy down` names the kinds."""
+
+    name = "errors"
+    signals = (CYRUS_ERRORS_SIGNAL,)
+
+    def __init__(self, ctx: Context, target: Target) -> None:
+        super().__init__(ctx, target.name)
+        self.path = target.log_file
+        self._offset: int | None = None  # None: start at the end (earlier lines are not ours)
+        self._partial = b""  # a line not yet complete
+        self.counts: Counter[str] = Counter()
+
+    def read(self) -> Counter[str]:
+        with open(self.path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if self._offset is None or size < self._offset:  # first read, or log truncated
+                self._offset, self._partial = (size if self._offset is None else 0), b""
+            fh.seek(self._offset)
+            data = fh.read(ERROR_LOG_READ_MAX)
+        self._offset += len(data)
+        complete, newline, self._partial = (self._partial + data).rpartition(b"\n")
+        return parsers.count_cyrus_errors(complete + newline)
+
+    def process(self, t: float, new: Counter[str]) -> None:
+        self.counts.update(new)
+        self.add(CYRUS_ERRORS_SIGNAL, float(sum(self.counts.values())), t)
+
+
 # -- responsiveness probes and stall detection ------------------------------------------------------
 
 PROBE_WINDOW_S = 120.0
@@ -701,4 +741,4 @@ def make_target(instance: Any, users: list[Credential]) -> Target:
                   pid_file=instance.pid_file, master_pid=instance.master_pid,
                   stats_file=instance.stats_file, data_dir=instance.data_dir,
                   proc_dir=instance.proc_dir, listen_backlog=options.get("listen_backlog"),
-                  users=tuple(users))
+                  users=tuple(users), log_file=instance.log_file)

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         deployment.instance(args.instance[0])  # raises UsageError naming the instances it has
     for info in instances:
         check_target(info.host, args.allow_remote_target, f"instance {info.name} in "
-                     f"{deployment.path}")
+                     f"{deployment.origin}")
     store = SeriesStore()
     collectors = CollectorSet.from_deployment(deployment, store, config,
                                               instances=[i.name for i in instances],

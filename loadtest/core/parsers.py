@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import struct
+from collections import Counter
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -283,3 +285,19 @@ def parse_inet_diag(data: bytes) -> tuple[list[ListenSocket], dict[int, int], bo
             limits[port] = limits.get(port, 0) + wqueue
         offset += (length + 3) & ~3
     return sockets, limits, done
+
+
+# -- Cyrus's syslog: error lines, as Cassandane checks them at every stop -----------------------
+
+# IOERROR/DBERROR prefix Cyrus's I/O and database errors; fatal() logs "Fatal error: ...".
+CYRUS_ERROR = re.compile(rb"\b(IOERROR|DBERROR)\b|\b([Ff]atal error)\b")
+
+
+def count_cyrus_errors(data: bytes) -> Counter[str]:
+    """Error lines in syslog text by kind ("IOERROR", "DBERROR", "fatal"); a line counts once."""
+    counts: Counter[str] = Counter()
+    for line in data.splitlines():
+        match = CYRUS_ERROR.search(line)
+        if match:
+            counts[match.group(1).decode() if match.group(1) else "fatal"] += 1
+    return counts

@@ -75,4 +75,22 @@ def load_run(folder: str | Path) -> RunArtifacts:
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"artifacts folder {folder}: bad series or events: {exc}") from None
     verdict = _read_json(folder, VERDICT_FILE) if (folder / VERDICT_FILE).is_file() else None
+    if verdict is not None:
+        check_verdict(verdict, f"artifacts folder {folder}: {VERDICT_FILE}")
     return RunArtifacts(folder, run, steps, store, verdict)
+
+
+def check_verdict(verdict: Any, where: str) -> None:
+    """A verdict (verdict.json, `Verdict.to_dict()`) has the shape the report reads; checked
+    before anything is drawn, so a bad file leaves no half-written report behind."""
+    if not isinstance(verdict, dict):
+        raise UsageError(f"{where}: not a verdict (a JSON {type(verdict).__name__}, not an "
+                         "object); run `cyrus-loadtest gate` again")
+    results = verdict.get("results", [])
+    if not isinstance(results, list) or not all(
+            isinstance(r, dict) and {"metric", "threshold", "status"} <= r.keys()
+            for r in results):
+        raise UsageError(f"{where}: \"results\" is not a list of rule results; run "
+                         "`cyrus-loadtest gate` again")
+    if not isinstance(verdict.get("counts", {}), dict):
+        raise UsageError(f"{where}: \"counts\" is not an object; run `cyrus-loadtest gate` again")

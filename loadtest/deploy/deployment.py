@@ -78,8 +78,19 @@ class Deployment:
     def save(self) -> Path:
         return atomic_write(self.path, json.dumps(self.to_dict(), indent=2) + "\n")
 
+    # The file this deployment was read from, with where that choice came from (not the `root`
+    # written inside the JSON): errors about its contents name the file the user passed.
+    loaded_from: str | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.loaded_from or str(self.path)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> Deployment:
+        if not isinstance(data, dict):
+            raise UsageError(f"{source}: not a cyrus-loadtest deployment file (a JSON "
+                             f"{type(data).__name__}, not an object)")
         version = data.get("version")
         if version != FORMAT_VERSION:
             raise UsageError(
@@ -87,11 +98,18 @@ class Deployment:
                 f"version {FORMAT_VERSION}; redeploy with `cyrus-loadtest deploy up`"
             )
         try:
-            instances = [InstanceInfo(**i) for i in data["instances"]]
+            raw = data["instances"]
+            if not isinstance(raw, list) or not raw:
+                raise TypeError('"instances" must be a non-empty list')
+            instances = [InstanceInfo(**i) for i in raw]
             rest = {k: v for k, v in data.items() if k != "instances"}
-            return cls(instances=instances, **rest)
+            deployment = cls(instances=instances, **rest)
         except (KeyError, TypeError) as exc:
             raise UsageError(f"{source}: not a cyrus-loadtest deployment file ({exc})") from None
+        for info in instances:
+            _check_instance(info, source)
+        deployment.loaded_from = source
+        return deployment
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], source: str | None = None) -> Deployment:
@@ -108,6 +126,30 @@ class Deployment:
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read deployment {where}: {exc}") from None
         return cls.from_dict(data, where)
+
+
+def _check_instance(info: InstanceInfo, source: str) -> None:
+    """The fields a load run acts on have the right type (a hand-edited file fails here, in one
+    line, not in a socket call or an os.kill)."""
+    def bad(field_name: str, value: Any, wanted: str) -> UsageError:
+        return UsageError(f"{source}: instance {info.name!r}: {field_name} {value!r} is not "
+                          f"{wanted}")
+
+    if not isinstance(info.name, str) or not info.name:
+        raise bad("name", info.name, "a name")
+    if not isinstance(info.host, str) or not info.host:
+        raise bad("host", info.host, "a host name or address")
+    if isinstance(info.port, bool) or not isinstance(info.port, int) or not 0 < info.port < 65536:
+        raise bad("port", info.port, "a port number (1-65535)")
+    for name in ("master_pid", "syslog_pid"):
+        value = getattr(info, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value <= 0):
+            raise bad(name, value, "a process id")
+    for name in ("root", "users_file", "stats_file", "pid_file", "log_file", "data_dir",
+                 "proc_dir"):
+        if not isinstance(getattr(info, name), str):
+            raise bad(name, getattr(info, name), "a path")
 
 
 def default_root() -> Path:

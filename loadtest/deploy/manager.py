@@ -58,22 +58,25 @@ def _prepare_root(root: Path, source: str) -> None:
                              "`cyrus-loadtest deploy down` first, or choose another --dir")
         _remove_volatile(root)
         shutil.rmtree(root)
+    elif root.exists() and not root.is_dir():
+        raise UsageError(f"--dir {root} (from {source}) is a file, not a directory")
     elif root.exists() and any(root.iterdir()):
         raise UsageError(f"directory {root} (from {source}) is not empty and not a "
                          "cyrus-loadtest deployment: choose an empty or new --dir")
+    if os.getuid() == 0:
+        # The cyrus user must be able to reach the instance directories below.
+        for parent in root.parents:
+            if parent.exists() and parent.stat().st_mode & 0o001 == 0:
+                raise UsageError(f"directory {root} (from {source}): the cyrus user cannot "
+                                 f"enter {parent}; choose a --dir under /dev/shm, /tmp or /var/tmp")
     try:
         root.mkdir(parents=True, exist_ok=True)
         (root / MARKER).write_text("cyrus-loadtest deployment directory\n")
+        if os.getuid() == 0:
+            root.chmod(0o755)
     except OSError as exc:
         raise UsageError(f"cannot use directory {root} (from {source}): "
                          f"{exc.strerror or exc}") from None
-    if os.getuid() == 0:
-        # The cyrus user must be able to reach the instance directories below.
-        root.chmod(0o755)
-        for parent in root.parents:
-            if parent.stat().st_mode & 0o001 == 0:
-                raise UsageError(f"directory {root} (from {source}): the cyrus user cannot "
-                                 f"enter {parent}; choose a --dir under /dev/shm, /tmp or /var/tmp")
 
 
 def _volatile_base(volatile_dir: str | Path | None, root: Path, source: str) -> Path | None:
@@ -100,6 +103,32 @@ def _remove_volatile(root: Path) -> None:
             shutil.rmtree(info.volatile_root, ignore_errors=True)
             with contextlib.suppress(OSError):
                 Path(info.volatile_root).parent.rmdir()  # the deployment's own folder, once empty
+
+
+# What one test user costs (measured: `deploy up --users 300` on tmpfs, du of the directory
+# and provisioning time; see docs): mailboxes, seed messages, indexes, sasldb entry.
+BYTES_PER_USER = 60_000
+# Beyond this a test deployment takes longer to provision than any load test runs for, and the
+# generator cannot hold that many sessions anyway (ports, memory: docs/benchmarks.md).
+MAX_USERS = 100_000
+
+
+def check_user_count(users: int, root: Path, source: str) -> None:
+    """Refuse, before anything is created, a user count the machine or the suite cannot hold:
+    more than MAX_USERS, or more than half the free space where the deployment would live."""
+    if users > MAX_USERS:
+        raise UsageError(f"--users {users} (from {source}): at most {MAX_USERS:,} test users "
+                         "per deployment")
+    existing = next((p for p in (root, *root.parents) if p.exists()), Path("/"))
+    try:
+        stat = os.statvfs(existing)
+    except OSError:
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if users * BYTES_PER_USER > free // 2:
+        raise UsageError(f"--users {users} (from {source}): about "
+                         f"{users * BYTES_PER_USER / 1e6:,.0f} MB, more than half the "
+                         f"{free / 1e6:,.0f} MB free in {existing}")
 
 
 def _ports(count: int, port: int | None, source: str) -> list[int]:
@@ -135,18 +164,19 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
     slots = list(slots) if slots else standalone_slots(instances, users)
     root = Path(root).absolute()
     volatile = _volatile_base(volatile_dir, root, sources.get("volatile_dir", "flag --volatile-dir"))
-    _prepare_root(root, sources.get("dir", "flag --dir"))
+    check_user_count(sum(slot.users for slot in slots), root, sources.get("users", "argument"))
+    # Every check before the directory is touched: a refusal leaves nothing behind.
     ports = _ports(len(slots), port, sources.get("port", "flag --port"))
-
-    admin_password = secrets.token_urlsafe(16)
-    password_file = root / ADMIN_PASSWORD_FILE
-    password_file.touch(mode=0o600)
-    password_file.write_text(admin_password + "\n")
+    _prepare_root(root, sources.get("dir", "flag --dir"))
 
     infos: list[InstanceInfo] = []
     all_users: list[TestUser] = []
     next_user = 1
     try:
+        admin_password = secrets.token_urlsafe(16)
+        password_file = root / ADMIN_PASSWORD_FILE
+        password_file.touch(mode=0o600)
+        password_file.write_text(admin_password + "\n")
         for slot, slot_port in zip(slots, ports, strict=True):
             slot_options = options.updated(slot.service, slot.source or "topology")
             info = inst.lay_out(slot.name, root / slot.name, slot_options, port=slot_port,
@@ -195,10 +225,17 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
     except BaseException as exc:
         for info in infos:
             inst.stop(info)
-        if isinstance(exc, UsageError):  # bad input: leave nothing; a failed start keeps its logs
+        if isinstance(exc, UsageError | KeyboardInterrupt):
+            # Bad input or the user's Ctrl-C: leave nothing. A failed start keeps its logs.
             shutil.rmtree(root, ignore_errors=True)
             if volatile is not None:
                 shutil.rmtree(volatile, ignore_errors=True)
+            raise
+        if isinstance(exc, Exception):
+            logs = "; ".join(f"{info.name}: {info.log_file} and {info.master_log}" for info in infos)
+            raise RuntimeError(f"deploy up in {root} failed: {exc}\n"
+                               f"logs kept ({logs or 'none written'}); "
+                               f"remove with `cyrus-loadtest deploy down --dir {root}`") from exc
         raise
 
     users_file = root / "users.csv"
@@ -227,7 +264,8 @@ def deploy_down(root: str | Path, *, remove: bool = True, source: str = "flag --
             if survivors:
                 raise RuntimeError(f"processes of {info.name} survived SIGKILL: {survivors}")
             stopped.append(f"{info.name} ({info.address}): "
-                           + ("stopped" if was_alive else "master was not running; cleaned up"))
+                           + ("stopped" if was_alive else "master was not running; cleaned up")
+                           + f"; {log_errors(info.log_file)}")
     # Whatever still mentions the directory (a half-started deployment) is ours too.
     leftovers = pids_mentioning(str(root).rstrip("/") + "/")
     if leftovers:
@@ -239,6 +277,28 @@ def deploy_down(root: str | Path, *, remove: bool = True, source: str = "flag --
         _remove_volatile(root)
         shutil.rmtree(root, ignore_errors=True)
     return stopped
+
+
+def log_errors(log_file: str) -> str:
+    """What Cassandane checks at every stop: IOERROR, DBERROR and fatal lines in the instance's
+    syslog, as a short phrase with the first such line."""
+    from loadtest.core.parsers import CYRUS_ERROR, count_cyrus_errors
+
+    counts: dict[str, int] = {}
+    first = b""
+    try:
+        with open(log_file, "rb") as fh:
+            for line in fh:
+                if CYRUS_ERROR.search(line):
+                    first = first or line.strip()
+                    for kind, n in count_cyrus_errors(line).items():
+                        counts[kind] = counts.get(kind, 0) + n
+    except OSError as exc:
+        return f"its log {log_file} is unreadable ({exc.strerror})"
+    if not counts:
+        return "no Cyrus errors in its log"
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    return f"Cyrus errors in its log: {kinds}; first: {first[:200].decode(errors='replace')}"
 
 
 @dataclass

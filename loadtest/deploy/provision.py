@@ -15,6 +15,7 @@ import secrets
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,18 @@ DEFAULT_FOLDERS = ("Sent", "Drafts", "Trash")
 ADMIN_RIGHTS = "lrswipkxtecda"
 PROVISION_CONNECTIONS = 4
 PIPELINE_USERS = 10  # users per pipelined batch
+# Cyrus under load sometimes answers NO to a command that works a moment later (seen: APPEND ->
+# "NO System I/O error", syslog "IOERROR: creating message file ... File exists"): retried.
+TRANSIENT_RETRIES = 3
+TRANSIENT_BACKOFF_S = 0.2
+TRANSIENT_ANSWERS = (b"System I/O error", b"[SERVERBUG]", b"[UNAVAILABLE]", b"[INUSE]",
+                     b"Resource temporarily unavailable", b"try again")
+
+
+def is_transient(answer: bytes) -> bool:
+    """A tagged NO (never BAD) that says the server could not do it now, not that it is wrong."""
+    return answer.startswith(b"NO") and any(t.lower() in answer.lower()
+                                            for t in TRANSIENT_ANSWERS)
 
 
 @dataclass(frozen=True)
@@ -103,8 +116,24 @@ class AdminConnection:
         line, self._buffer = self._buffer.split(b"\r\n", 1)
         return line
 
-    def pipeline(self, commands: Sequence[bytes]) -> None:
-        """Run ``commands`` (without tags) in order; raise on the first NO or BAD."""
+    def pipeline(self, commands: Sequence[bytes], retries: int = TRANSIENT_RETRIES) -> None:
+        """Run ``commands`` (without tags) in order; raise on the first NO or BAD. When the
+        first failure is a transient server error (an I/O error under load), the failed
+        commands are sent again in their order, up to ``retries`` times."""
+        for attempt in range(retries + 1):
+            failed = self._send(commands)
+            if not failed:
+                return
+            index, answer = failed[0]
+            if attempt == retries or not is_transient(answer):
+                again = f" (after {attempt} retries)" if attempt else ""
+                raise RuntimeError(f"IMAP command failed{again}: {commands[index][:60]!r} -> "
+                                   f"{answer[:120]!r}")
+            commands = [commands[i] for i, _ in failed]
+            time.sleep(TRANSIENT_BACKOFF_S * (attempt + 1))
+
+    def _send(self, commands: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        """Send a batch, read every tagged answer; the failed ones as (index, answer)."""
         tags = []
         out = bytearray()
         for command in commands:
@@ -114,17 +143,15 @@ class AdminConnection:
             out += tag + b" " + command + b"\r\n"
         self._sock.sendall(out)
         pending = set(tags)
-        failure = None
+        failed = []
         while pending:
             line = self._read_line()
             tag, _, rest = line.partition(b" ")
             if tag in pending:
                 pending.discard(tag)
-                if not rest.startswith(b"OK") and failure is None:
-                    index = tags.index(tag)
-                    failure = f"{commands[index][:60]!r} -> {rest[:120]!r}"
-        if failure:
-            raise RuntimeError(f"IMAP command failed: {failure}")
+                if not rest.startswith(b"OK"):
+                    failed.append((tags.index(tag), rest))
+        return sorted(failed)
 
     def close(self) -> None:
         with contextlib.suppress(OSError, RuntimeError):

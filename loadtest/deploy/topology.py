@@ -114,9 +114,13 @@ def parse_topology(text: str, source: str) -> tuple[list[SlotSpec], dict[str, An
 def load_topology(path: str | Path, source: str = "flag --topology") -> list[SlotSpec]:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read topology file {path} (from {source}): "
                          f"{exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise UsageError(f"topology file {path} line {line} (from {source}): not UTF-8 text "
+                         f"(byte {exc.object[exc.start]:#04x})") from None
     slots, _ = parse_topology(text, str(path))
     return slots

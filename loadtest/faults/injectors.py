@@ -22,6 +22,7 @@ from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.procs import pid_alive
 from loadtest.deploy.render import InstancePaths, cyrus_bin_dir
 from loadtest.errors import UsageError
+from loadtest.faults.guardian import Guardian, signal_action, symlink_action
 from loadtest.faults.spec import FaultSpec, signal_number
 
 
@@ -32,6 +33,16 @@ class Injector:
         self.spec = spec
         self.info = info
         self.active = False
+        # Set by the runner: the process that undoes this fault if the generator cannot.
+        self.guardian: Guardian | None = None
+        self.guard_key = ""
+        self.guard_in_s: float | None = None  # the guardian's deadline, None: at the run's end
+
+    def guard(self, actions: list[dict[str, Any]]) -> None:
+        """Arm the guardian with this fault's undo ``actions``: call it before the fault is
+        applied, so no moment exists in which a dead generator leaves the fault in place."""
+        if self.guardian is not None:
+            self.guardian.arm(self.guard_key, actions, self.guard_in_s)
 
     def check(self) -> None:
         """Refuse before the run starts if this fault cannot work on this instance."""
@@ -57,7 +68,9 @@ class StallMaster(Injector):
     """SIGSTOP master, SIGCONT after ``duration``: the master loop stops completing."""
 
     def apply(self) -> dict[str, Any]:
-        os.kill(self._master(), signal.SIGSTOP)
+        pid = self._master()
+        self.guard([signal_action(pid, "CONT")])
+        os.kill(pid, signal.SIGSTOP)
         self.active = True
         return {"pid": self.info.master_pid}
 
@@ -162,6 +175,7 @@ class RotateBinary(Injector):
             self._copies.append(copy)
         self._link = paths.imapd_link
         self._real = real
+        self.guard([symlink_action(self._link, real, self._copies)])
         self._next = 0
         self._rotations = 0
         self._last = 0.0

@@ -3,7 +3,8 @@
 Every occurrence is an event of kind "fault" in the SeriesStore (start, end, instance, the spec
 and what the injector reports), shown by the report and the web UI. `stop()` undoes whatever is
 still active, and an atexit hook and SIGTERM handling make sure a stopped master gets SIGCONT
-even when the run is interrupted.
+even when the run is interrupted. A lasting fault is also armed in a guardian process
+(`loadtest.faults.guardian`) that undoes it when its deadline passes or the generator dies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from loadtest.collectors.runtime import Runtime
 from loadtest.core.series import Event, SeriesStore
 from loadtest.deploy.deployment import Deployment
+from loadtest.faults.guardian import GRACE_S, Guardian
 from loadtest.faults.injectors import Injector, make_injector
 from loadtest.faults.spec import FaultSpec
 
@@ -49,12 +51,19 @@ class FaultRunner:
         self._runtime = Runtime()
         self._lock = threading.Lock()
         self._started = False
+        self.guardian: Guardian | None = None
+        self._guardian_error = ""
 
     def start(self) -> None:
         if not self.occurrences or self._started:
             return
         self._started = True
         atexit.register(self.stop)
+        if any(o.injector.spec.lasting for o in self.occurrences):
+            try:
+                self.guardian = Guardian.start()
+            except OSError as exc:  # then lasting faults are not applied: see _begin
+                self._guardian_error = f"no fault guardian, fault not applied: {exc}"
         self._t0 = time.monotonic()
         self._runtime.spawn(self._loop)
 
@@ -82,13 +91,20 @@ class FaultRunner:
                 return
             detail: dict[str, Any]
             error: str | None
+            injector = occ.injector
+            injector.guardian = self.guardian
+            injector.guard_key = self.guardian.new_key() if self.guardian else ""
+            injector.guard_in_s = spec.duration + GRACE_S if spec.duration else None
             try:
-                detail = occ.injector.apply()
+                if spec.lasting and self.guardian is None:
+                    raise OSError(self._guardian_error or "no fault guardian")
+                detail = injector.apply()
                 error = None
             except (OSError, ProcessLookupError) as exc:  # a fault that cannot apply is a result
                 detail, error = {}, str(exc)
             if error:
                 detail = {**detail, "error": error}
+                self._disarm(injector)
             now = time.time()
             occ.event = self.store.event("fault", t=now, instance=occ.injector.info.name,
                                          fault=spec.kind, spec=spec.text, **detail)
@@ -105,7 +121,13 @@ class FaultRunner:
                 detail = occ.injector.undo()
             except Exception as exc:  # still close the event; say why
                 detail = {"undo_error": str(exc)}
+            else:
+                self._disarm(occ.injector)
             self.store.close_event(occ.event, **detail)
+
+    def _disarm(self, injector: Injector) -> None:
+        if self.guardian is not None and injector.guard_key:
+            self.guardian.disarm(injector.guard_key)
 
     def stop(self) -> None:
         """End the schedule and undo every fault still active (idempotent)."""
@@ -123,4 +145,6 @@ class FaultRunner:
                 if detail.get("restarted"):
                     # The restarted master has a new pid: later runs and faults must see it.
                     self.deployment.save()
+        if self.guardian is not None:
+            self.guardian.close()  # undoes whatever an undo above could not
         atexit.unregister(self.stop)

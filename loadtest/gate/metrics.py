@@ -68,6 +68,7 @@ SIGNALS: dict[str, str] = {
     "ready_fails_total": COUNTER,
     "listen_overflows": COUNTER,
     "listen_drops": COUNTER,
+    "cyrus_errors": COUNTER,
 }
 AGGREGATIONS = {
     LATENCY: ("min", "max", "mean", "last"),  # plus percentiles

@@ -133,7 +133,7 @@ def build_config(settings: Settings, require_credentials: bool = True) -> ImapCo
             )
         targets = []
         for inst in instances:
-            check_target(inst.host, allow_remote, f"{deployment.path} instance {inst.name}")
+            check_target(inst.host, allow_remote, f"{deployment.origin} instance {inst.name}")
             targets.append(
                 Target(inst.host, settings["imap_port"] or inst.port, inst.name, tls, ssl_context)
             )
@@ -206,7 +206,7 @@ def _credentials(
                 "no credentials: pass --imap-users-file, or --imap-user-pattern with "
                 "--imap-password, or a deployment (--deployment)"
             ) from None
-    return read_users_file(deployment.users_file, str(deployment.path))
+    return read_users_file(deployment.users_file, deployment.origin)
 
 
 def _slots(

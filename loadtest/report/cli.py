@@ -6,8 +6,11 @@ Raises loadtest.errors.UsageError for bad input (the main entry point prints it,
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from loadtest.core.runfolder import load_run
+from loadtest.errors import UsageError
 from loadtest.report.html import render
 
 
@@ -21,8 +24,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(nothing else is written)")
 
 
+def check_output(output: str) -> None:
+    """--output names a file in a folder we can write (checked before anything is drawn)."""
+    path = Path(output)
+    if not output.strip() or path.is_dir():
+        raise UsageError(f"--output {output!r} (from flag --output) is a folder or empty: name "
+                         "the report's file, e.g. report.html")
+    parent = path.absolute().parent
+    while not parent.exists():  # render creates missing folders: check the first that exists
+        parent = parent.parent
+    probe = parent / f".{path.name}.probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--output {output} (from flag --output): cannot write in {parent}: "
+                         f"{exc.strerror or exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     verdict = None
+    if args.output is not None:
+        check_output(args.output)
     if args.rules:
         from loadtest.gate.evaluate import evaluate
         from loadtest.gate.rules import load_rules
@@ -32,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         verdict = evaluate(rules, artifacts.steps, artifacts.store).to_dict()
     else:
         artifacts = load_run(args.artifacts)
-    path = render(artifacts, args.output, verdict)
+    try:
+        path = render(artifacts, args.output, verdict)
+    except OSError as exc:  # a disk that fills up while drawing
+        raise UsageError(f"cannot write the report for {args.artifacts}: "
+                         f"{exc.strerror or exc} ({exc.filename or ''})") from None
     print(f"report: {path}")
     return 0

@@ -24,7 +24,7 @@ from loadtest.deploy.render import InstancePaths, cyrus_bin_dir
 from loadtest.errors import UsageError
 from loadtest.faults import FaultRunner, parse_faults
 
-pytestmark = pytest.mark.cyrus
+pytestmark = [pytest.mark.cyrus, pytest.mark.usefixtures("no_fault_left")]
 
 
 def proc_state(pid: int) -> str:

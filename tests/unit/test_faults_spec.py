@@ -42,6 +42,12 @@ def test_env_list_separated_by_semicolons() -> None:
     ("signal-storm:signal=TERM", "signal 'TERM' is not harmless"),
     ("rotate-binary:copies=1,every=1", "copies >= 2"),
     ("kill-child:at=-1", "at=-1 must be >= 0"),
+    ("kill-master:at=nan", "at=nan is not a finite number"),
+    ("stall-master:at=inf", "at=inf is not a finite number"),
+    ("stall-master:duration=-inf", "duration=-inf is not a finite number"),
+    ("stall-master:at=1,duration=2,at=5", "at= given twice"),
+    ("signal-storm:duration=10,rate=1e9", "rate=1e+09 must be > 0 and at most 20,000"),
+    ("signal-storm:rate=0", "must be > 0"),
 ])
 def test_bad_specs_name_value_and_source(text: str, fragment: str) -> None:
     with pytest.raises(UsageError) as info:
