@@ -28,6 +28,8 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "acceptance": ("loadtest.acceptance", "start a test deployment, run the acceptance scenario "
                    "with the gate, write the report, stop the deployment"),
     "scenario": ("loadtest.scenario_cli", "run one incident scenario with its own deployment and gate"),
+    "audit": ("loadtest.integrity.cli", "check that a run's acknowledged messages are all there, "
+              "byte for byte (its ledger against the mailboxes)"),
 }
 
 SERVICE_FLAGS = {

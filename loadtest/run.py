@@ -76,6 +76,8 @@ class Run:
     faults: Any = None
     flusher: Any = None
     on_phase: Any = None  # called with the new phase name (the plugin tells workers)
+    # called when the run ends, before the gate (the integrity audit adds its samples here)
+    before_gate: list[Any] = field(default_factory=list)
     _phase_event: Event | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 
 # IMAP steps (docs/internals.md) plus ALL = every step together.
-STEPS = ("CONNECT", "LOGIN", "LIST", "SELECT", "STATUS", "FETCH", "NOOP", "IDLE", "LOGOUT")
+STEPS = ("CONNECT", "LOGIN", "LIST", "SELECT", "STATUS", "FETCH", "NOOP", "IDLE", "LOGOUT",
+         "CREATE", "APPEND")
 ALL_STEPS = "ALL"
 
 STEP_STATS = {
