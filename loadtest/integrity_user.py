@@ -36,7 +36,8 @@ from loadtest.imap.response import fetch_messages, list_names, select_state
 from loadtest.integrity import ledger as lg
 from loadtest.integrity.message import digest, make_message
 from loadtest.settings import Option, declare, positive_int
-from loadtest.users import ImapUser
+from loadtest.shapes import Phase, PhasedShape, fast_spawn_rate
+from loadtest.users import ChurnUser, HeldSessionUser, ImapUser, ReconnectFloodUser
 
 
 def _ratio(text: str) -> float:
@@ -207,6 +208,40 @@ class IntegrityUser(ImapUser):
         self.ledger.record(lg.ACK, self.where, id=message_id, uidvalidity=validity, uid=uid)
         self._acked.append((uid, sha, message_id))
         return True
+
+
+# -- the shape: mail written during churn and floods ------------------------------------------
+
+
+def plan_integrity(duration: float, writers: int, churn: int, held: int) -> list[Phase]:
+    """The acceptance scenario's phases with ``writers`` integrity users writing throughout:
+    held sessions, then the writers (both "warm-up", 15 %), a churn ramp to ``churn`` users
+    (50 %), a reconnect flood with as many flood users on top (35 %). One class per step, as
+    in :func:`loadtest.shapes.plan_acceptance`."""
+    t0, t1, t2 = duration * 0.05, duration * 0.15, duration * 0.65
+    fast = fast_spawn_rate(held, writers, churn)
+    base = held + writers
+    return [
+        Phase("warm-up", 0.0, t0, held, fast, (HeldSessionUser,)),
+        Phase("warm-up", t0, t1, base, fast, (IntegrityUser,)),
+        Phase("churn-ramp", t1, t2, base + churn, fast, (ChurnUser,), ramp_from=base),
+        Phase("reconnect-flood", t2, duration, base + 2 * churn, fast, (ReconnectFloodUser,)),
+    ]
+
+
+class IntegrityShape(PhasedShape):
+    """-t sets the duration (else --acceptance-duration), -u the integrity users (else
+    --acceptance-users); churn and flood users and held sessions as in the acceptance shape."""
+
+    use_common_options = True
+
+    def plan(self) -> list[Phase]:
+        settings: Any = self.settings()
+        options = self.runner.environment.parsed_options if self.runner is not None else None
+        duration = float(getattr(options, "run_time", None) or settings["acceptance_duration"])
+        writers = int(getattr(options, "num_users", None) or settings["acceptance_users"])
+        return plan_integrity(duration, writers, int(settings["acceptance_users"]),
+                              int(settings["acceptance_held"]))
 
 
 # -- the ledger's way to the run folder, and the audit at the end ------------------------------
