@@ -16,7 +16,7 @@ from typing import Any
 
 from loadtest.imap import failures as f
 from loadtest.imap.credentials import Credential, quote
-from loadtest.imap.response import appenduid, response_end, tagged_line, tagged_status
+from loadtest.imap.response import appenduid, scan_response, tagged_line, tagged_status
 from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import (
     DISCONNECT_LOGOUT,
@@ -191,10 +191,11 @@ class LeanSession(TimedSession):
         if self._wait_first:
             sock._wait(sock._read_event)
         data = sock.recv(_RECV)
+        resume = 0
         while True:
             if not data:
                 raise EOFError
-            end = response_end(data, tag)
+            end, resume = scan_response(data, tag, resume)
             if end is not None:
                 break
             more = sock.recv(_RECV)

@@ -27,12 +27,19 @@ def response_end(data: bytes, tag: bytes, start: int = 0) -> int | None:
     """Index just past the tagged line of ``tag`` (``b"a "``) in ``data``, or None while the
     response is incomplete. Skips literals (``{n}`` at a line's end is followed by n bytes that
     may hold anything, a line that looks tagged too)."""
+    end, _resume = scan_response(data, tag, start)
+    return end
+
+
+def scan_response(data: bytes, tag: bytes, start: int = 0) -> tuple[int | None, int]:
+    """(end, resume): ``end`` as :func:`response_end`; while it is None, ``resume`` is where the
+    first incomplete line starts, so a reader scans only what is new after its next recv."""
     pos = start
     while True:
+        line_start = pos
         eol = data.find(_CRLF, pos)
         if eol < 0:
-            return None
-        line_start = pos
+            return None, line_start
         # A logical line continues after each literal: find its real end.
         while True:
             match = _LITERAL_AT_END.search(data, pos, eol)
@@ -40,12 +47,12 @@ def response_end(data: bytes, tag: bytes, start: int = 0) -> int | None:
                 break
             pos = eol + 2 + int(match.group(1))
             if pos > len(data):
-                return None
+                return None, line_start
             eol = data.find(_CRLF, pos)
             if eol < 0:
-                return None
+                return None, line_start
         if data.startswith(tag, line_start):
-            return eol + 2
+            return eol + 2, line_start
         pos = eol + 2
 
 

@@ -11,6 +11,7 @@ from loadtest.imap.response import (
     fetch_messages,
     list_names,
     response_end,
+    scan_response,
     select_state,
     status_state,
     tagged_line,
@@ -36,6 +37,10 @@ def test_response_end_skips_literals_that_look_tagged() -> None:
 @pytest.mark.parametrize("cut", [5, 60, 100, len(FETCH) - 1])
 def test_response_end_waits_for_the_rest(cut: int) -> None:
     assert response_end(FETCH[:cut], b"f ") is None
+    # resuming where the incomplete line starts finds the same end once the rest arrives
+    _end, resume = scan_response(FETCH[:cut], b"f ")
+    assert FETCH[:cut].rfind(b"\n", 0, resume + 1) in (resume - 1, -1)
+    assert scan_response(FETCH, b"f ", resume) == (len(FETCH), len(FETCH) - len(b"f OK Completed (0.000 sec)\r\n"))
 
 
 def test_tagged_line_and_status() -> None:
