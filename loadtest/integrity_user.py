@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 import secrets
 import weakref
+from collections import deque
 from typing import Any
 
 from locust import events, task
@@ -66,6 +67,7 @@ TOKEN_OPTION = "cyrus_loadtest_integrity_token"
 LEDGER_REPORT_KEY = "cyrus_loadtest_ledger"
 FOLDER_PREFIX = "lt-integrity"
 FLUSH_INTERVAL_S = 1.0
+FETCH_POOL = 1000  # FETCH checks pick among this many latest acknowledged messages per user
 _fallback_token = secrets.token_hex(3)  # library mode: no parsed options to share
 _ledgers: weakref.WeakKeyDictionary[Any, lg.Ledger] = weakref.WeakKeyDictionary()
 _collecting: weakref.WeakSet[Any] = weakref.WeakSet()  # master / local environments
@@ -109,7 +111,9 @@ class IntegrityUser(ImapUser):
         self._login_line = login_command(self.credential)
         self._created = False
         self._uidvalidity: int | None = None
-        self._acked: list[tuple[int, str, str]] = []  # (uid, sha256, id)
+        self._acked_count = 0
+        # the latest acknowledged messages, for the FETCH checks: (uid, sha256, id)
+        self._acked: deque[tuple[int, str, str]] = deque(maxlen=FETCH_POOL)
         self._unresolved = 0  # cut, failed: may or may not be in the folder
         self._seq = 0
 
@@ -161,7 +165,7 @@ class IntegrityUser(ImapUser):
                                    mailboxid=state.mailboxid)
             elif state.uidvalidity != self._uidvalidity:
                 raise ProtocolError("UIDVALIDITY changed")
-            acked = len(self._acked)
+            acked = self._acked_count
             if not acked <= state.exists <= acked + self._unresolved:
                 raise ProtocolError("EXISTS does not match the ledger")
 
@@ -207,6 +211,7 @@ class IntegrityUser(ImapUser):
         validity, uid = uids
         self.ledger.record(lg.ACK, self.where, id=message_id, uidvalidity=validity, uid=uid)
         self._acked.append((uid, sha, message_id))
+        self._acked_count += 1
         return True
 
 
@@ -301,6 +306,7 @@ def _audit_at_end(environment: Any, run: Any) -> None:
         flusher.kill(block=False)
     ledger = ledger_of(environment)
     ledger.flush(run.folder)
-    if not ledger.entries():
+    if not ledger.count:
         return  # no integrity user in this run: nothing to audit
-    audit_at_end(ledger.entries(), plugin.imap_config(environment), run.folder, run.store)
+    audit_at_end(lg.read_ledger(run.folder), plugin.imap_config(environment), run.folder,
+                 run.store)

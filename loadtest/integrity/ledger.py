@@ -36,39 +36,36 @@ MailboxKey = tuple[str | None, str, str]  # (instance, user, mailbox)
 
 
 class Ledger:
-    """Entries in memory (thread-safe); the run's folder gets the new ones at each flush.
-    On a Locust worker the entries are drained into its reports to the master instead."""
+    """New entries in memory (thread-safe) until they leave: on the master or local runner
+    :meth:`flush` appends them to the run folder's ``ledger.jsonl``; on a Locust worker
+    :meth:`drain` hands them to its next report to the master. Nothing is kept after that, so a
+    long run does not grow in memory; the audit reads the file."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: list[dict[str, Any]] = []
-        self._written = 0
-        self._drained = 0
+        self._pending: list[dict[str, Any]] = []
+        self.count = 0  # entries ever recorded or merged
 
     def record(self, kind: str, where: dict[str, Any], **fields: Any) -> None:
         entry = {"t": time.time(), "kind": kind, **where, **fields}
         with self._lock:
-            self._entries.append(entry)
+            self._pending.append(entry)
+            self.count += 1
 
     def extend(self, entries: Iterable[dict[str, Any]]) -> None:
+        entries = list(entries)
         with self._lock:
-            self._entries.extend(entries)
-
-    def entries(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._entries)
+            self._pending.extend(entries)
+            self.count += len(entries)
 
     def drain(self) -> list[dict[str, Any]]:
-        """Entries not drained before (a worker's share for its next report)."""
+        """The entries recorded since the last drain (a worker's share for its next report)."""
         with self._lock:
-            new = self._entries[self._drained :]
-            self._drained = len(self._entries)
-            return new
+            new, self._pending = self._pending, []
+        return new
 
     def flush(self, folder: str | Path) -> None:
-        with self._lock:
-            new = self._entries[self._written :]
-            self._written = len(self._entries)
+        new = self.drain()
         if new:
             with open(Path(folder) / LEDGER_FILE, "a", encoding="utf-8") as fh:
                 fh.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in new))

@@ -1,7 +1,8 @@
 """Reading the audited mailboxes over IMAP, as each mailbox's own user (sockets: the audit's
 I/O edge). One session per user: for each of its ledger's mailboxes LIST, STATUS, EXAMINE,
 ``UID FETCH 1:* (UID)`` (what the index lists) and ``UID FETCH 1:* (BODY.PEEK[])`` (what can be
-read: Cyrus leaves out a message whose file is gone), then the INBOX for the seed messages.
+read, in slices of UIDs: Cyrus leaves out a message whose file is gone), then the INBOX for
+the seed messages.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from loadtest.integrity.ledger import MailboxKey, MailboxLedger
 
 _TAG = b"r "
 AUDIT_TIMEOUT_S = 60.0
+BODIES_PER_FETCH = 500  # a long run's folder is read in slices, not as one response
 
-# (instance, host, port, user) -> the Credential to log in with, or None (not known)
+# (instance, user) -> the Credential to log in with, or None (not known)
 CredentialLookup = Callable[[str | None, str], Credential | None]
 
 
@@ -84,7 +86,10 @@ def _read_mailbox(session: LeanSession, mailbox: str) -> MailboxView:
     if state.exists:
         index = fetch_messages(session.exchange(f.FETCH, _TAG + b"UID FETCH 1:* (UID)\r\n", _TAG))
         view.uids = sorted(m.uid for m in index)
-        bodies = fetch_messages(session.exchange(
-            f.FETCH, _TAG + b"UID FETCH 1:* (UID BODY.PEEK[])\r\n", _TAG))
-        view.bodies = {m.uid: m.body for m in bodies if m.body is not None}
+        for first in range(0, len(view.uids), BODIES_PER_FETCH):
+            chunk = view.uids[first : first + BODIES_PER_FETCH]
+            bodies = fetch_messages(session.exchange(
+                f.FETCH, _TAG + b"UID FETCH %d:%d (UID BODY.PEEK[])\r\n" % (chunk[0], chunk[-1]),
+                _TAG))
+            view.bodies.update((m.uid, m.body) for m in bodies if m.body is not None)
     return view

@@ -158,12 +158,16 @@ def test_ledger_flushes_new_entries_and_drains_for_workers(tmp_path: Path) -> No
     ledger.record("append", WHERE, id="abc-0-1", sha256="0" * 64, size=10)
     ledger.flush(tmp_path)
     ledger.record("ack", WHERE, id="abc-0-1", uidvalidity=VALIDITY, uid=1)
-    assert [e["kind"] for e in ledger.drain()] == ["append", "ack"]
-    assert ledger.drain() == []
     ledger.flush(tmp_path)
     ledger.flush(tmp_path)
     lines = (tmp_path / "ledger.jsonl").read_text().splitlines()
     assert [json.loads(line)["kind"] for line in lines] == ["append", "ack"]
+    # a worker's ledger: each report carries what is new since the last one
+    worker = Ledger()
+    worker.record("append", WHERE, id="abc-0-2", sha256="0" * 64, size=10)
+    assert [e["id"] for e in worker.drain()] == ["abc-0-2"]
+    assert worker.drain() == []
+    assert (ledger.count, worker.count) == (2, 1)
 
 
 def test_read_ledger_merges_files_and_skips_a_torn_line(tmp_path: Path) -> None:
