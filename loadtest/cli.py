@@ -34,6 +34,8 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "scenario": ("loadtest.scenario_cli", "run one incident scenario with its own deployment and gate"),
     "options": ("loadtest.options_cli", "every option of the locustfiles: flag, env name, "
                 "config key, default, help (locust --help cannot show them)"),
+    "audit": ("loadtest.integrity.cli", "check that a run's acknowledged messages are all there, "
+              "byte for byte (its ledger against the mailboxes)"),
 }
 
 SERVICE_FLAGS = {

@@ -18,7 +18,7 @@ from loadtest import settings
 
 # Every module with a ``declare(...)`` of options (the plugin registers them with Locust).
 DECLARING_MODULES = ("loadtest.imap.config", "loadtest.run", "loadtest.shapes",
-                     "loadtest.scenarios")
+                     "loadtest.scenarios", "loadtest.integrity_user")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -485,6 +485,8 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
     run.recorder.end = time.time()
     run.recorder.emit_per_second(run.store)
     run.store.close_open_events(run.recorder.end)  # a stall that never recovered ends now
+    for hook in run.before_gate:
+        hook()
     status = "finished"
     if run.rules is not None:
         from loadtest.core.runfolder import JUNIT_FILE, VERDICT_FILE

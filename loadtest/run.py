@@ -79,6 +79,8 @@ class Run:
     # artifact -> why it could not be written (first error): a full or read-only folder is a
     # result told in one line at the end, never a crash of the run
     unwritten: dict[str, str] = field(default_factory=dict)
+    # called when the run ends, before the gate (the integrity audit adds its samples here)
+    before_gate: list[Any] = field(default_factory=list)
     _phase_event: Event | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -51,7 +51,8 @@ class ImapUser(User):
         super().__init__(environment)
         config: ImapConfig = plugin.imap_config(environment)
         self.config = config
-        self.target, self.credential = config.slot(_next_index(environment))
+        self.index = _next_index(environment)  # unique among the run's simulated users
+        self.target, self.credential = config.slot(self.index)
         self.disconnect_mode = config.disconnect or self.default_disconnect
         self._fire = environment.events.request.fire
         self._context = {"instance": self.target.instance}

@@ -18,7 +18,7 @@ from typing import Any
 from loadtest.core.series import Event, Sample, SeriesStore
 from loadtest.core.steps import StepRecorder, json_number
 from loadtest.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
-from loadtest.gate.metrics import ALL_STEPS, COUNTER, LATENCY, Metric
+from loadtest.gate.metrics import ALL_STEPS, COUNTER, INTEGRITY, LATENCY, Metric
 from loadtest.gate.rules import Rule, RuleSet
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -137,6 +137,12 @@ def _judge(rule: Rule, ctx: _Context) -> RuleResult:
         measured, samples, note = _step_value(rule, ctx, windows)
     elif metric.family == "series":
         measured, samples, note = _series_value(rule, ctx, windows or EVERYTHING)
+    elif metric.family == INTEGRITY:
+        measured, samples, note = _integrity_value(rule, ctx)
+        if note == NO_AUDIT and metric.stat != "checked":
+            # A run without integrity users wrote nothing, so nothing was lost: the default
+            # gate's integrity rules must not make every other run inconclusive.
+            return RuleResult(rule, PASS, None, None, NO_AUDIT + ": nothing written, nothing lost")
     else:
         measured, samples, note = _event_value(rule, ctx, windows or EVERYTHING)
 
@@ -317,6 +323,24 @@ def _increase(samples: list[Sample], windows: list[Window]) -> float | None:
                     total += s.value - previous if s.value >= previous else s.value
                 previous = s.value
     return total if seen else None
+
+
+# -- integrity metrics ----------------------------------------------------------------------
+
+NO_AUDIT = "no integrity audit in this run (no integrity user)"
+
+
+def _integrity_value(rule: Rule, ctx: _Context) -> tuple[float | None, int | None, str]:
+    """The last count the audit wrote (integrity_STAT); samples = messages it checked."""
+    found = ctx.samples(f"integrity_{rule.metric.stat}")
+    if not found:
+        return None, None, NO_AUDIT
+    last = found[-1]
+    checked = ctx.samples("integrity_checked")
+    samples = int(checked[-1].value) if checked and checked[-1].value is not None else None
+    if last.value is None:
+        return None, samples, f"integrity audit {last.labels.get('why', 'gave no value')}"
+    return last.value, samples, ""
 
 
 # -- event metrics -------------------------------------------------------------------------

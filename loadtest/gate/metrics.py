@@ -3,7 +3,7 @@
 Pure module: no Locust, no gevent. Grammar and meaning are documented in docs/gate.md
 ("Gate rules"); `parse_metric` is the single place that decides whether a name exists.
 
-Three families:
+Four families:
 
 - step metrics ``STEP.STAT`` over the step recorder (steps.json): STEP is an IMAP step name or
   ``ALL``; STAT is ``failure_ratio``, ``failures``, ``count``, ``rate_per_s``, ``max_ms`` or a
@@ -11,6 +11,9 @@ Three families:
 - series metrics ``SIGNAL.AGG`` over the collectors' samples (series.jsonl): ``min``, ``max``,
   ``mean``, ``last``, ``increase`` (counters) or a percentile ``p95``.
 - event metrics ``KIND.STAT`` over events.jsonl: ``longest_s``, ``total_s``, ``count``.
+- integrity metrics ``integrity.STAT`` (``checked``, ``lost``, ``duplicated``, ``corrupt``): the
+  counts of the integrity audit at the end of the run (samples ``integrity_STAT`` in
+  series.jsonl, written by loadtest.integrity.cli).
 """
 
 from __future__ import annotations
@@ -90,6 +93,14 @@ EVENT_STATS = {
     "count": "number of events (overlapping the phase)",
 }
 
+INTEGRITY = "integrity"
+INTEGRITY_STATS = {
+    "checked": "messages the integrity audit compared (ledger + seed messages)",
+    "lost": "acknowledged messages missing or unreadable",
+    "duplicated": "messages present (or acknowledged) more than once",
+    "corrupt": "messages with other bytes than sent, and mailbox inconsistencies",
+}
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -140,6 +151,11 @@ def parse_metric(name: str, extra_steps: tuple[str, ...] = ()) -> Metric:
             return Metric(name, "event", subject, stat, witness=EVENTS[subject])
         raise ValueError(f"metric {name!r}: unknown event statistic {stat!r} "
                          f"(known: {', '.join(EVENT_STATS)})")
+    if subject == INTEGRITY:
+        if stat in INTEGRITY_STATS:
+            return Metric(name, INTEGRITY, subject, stat)
+        raise ValueError(f"metric {name!r}: unknown integrity statistic {stat!r} "
+                         f"(known: {', '.join(INTEGRITY_STATS)})")
     if subject.isupper():
         raise ValueError(f"metric {name!r}: unknown step {subject!r} (known: "
                          f"{', '.join(steps)}; declare others in [gate] extra_steps)")
@@ -164,4 +180,5 @@ def describe_all() -> list[tuple[str, str]]:
         rows.append((f"{signal}.{{{','.join(aggs)}}}", f"{kind} signal"))
     for kind in EVENTS:
         rows.append((f"{kind}.{{{','.join(EVENT_STATS)}}}", f"{kind} events"))
+    rows += [(f"{INTEGRITY}.{stat}", text) for stat, text in INTEGRITY_STATS.items()]
     return rows

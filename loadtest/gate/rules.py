@@ -124,7 +124,7 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
             and all(isinstance(s, str) and re.fullmatch(r"[A-Z][A-Z0-9_-]*", s)
                     for s in extra_steps)):
         raise fail(locator.in_table("gate", "extra_steps"),
-                   "extra_steps must be a list of upper-case step names, e.g. [\"APPEND\"]")
+                   "extra_steps must be a list of upper-case step names, e.g. [\"MOVE\"]")
     suite_name = gate.get("name", "cyrus-loadtest gate")
     if not isinstance(suite_name, str):
         raise fail(locator.in_table("gate", "name"), "[gate] name must be a string")
@@ -198,6 +198,10 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
                    "e.g. labels = { service = \"imap\" }")
     if labels and metric.family != "series":
         raise fail(key_line("labels"), f"{metric_name}: labels only apply to series metrics")
+    for key in ("phase", "instance"):
+        if scope[key] is not None and metric.family == "integrity":
+            raise fail(key_line(key), f"{metric_name}: the integrity audit counts the whole run "
+                       f"(no {key})")
     min_samples = _min_samples(raw.get("min_samples", default_min_samples),
                                lambda r: fail(key_line("min_samples"), f"{metric_name}: {r}"))
     rule = Rule(metric, bounds["min"], bounds["max"], scope["phase"], scope["instance"],

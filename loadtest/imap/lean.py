@@ -10,11 +10,13 @@ status found by looking only at the last line of what arrived.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
 from loadtest.core.credentials import Credential, quote
 from loadtest.imap import failures as f
+from loadtest.imap.response import appenduid, scan_response, tagged_line, tagged_status
 from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import (
     DISCONNECT_LOGOUT,
@@ -34,6 +36,7 @@ _LOGIN_TAG = b"l "
 _LIST_TAG = b"s "
 _LOGOUT_TAG = b"o "
 _STARTTLS_TAG = b"t "
+_APPEND_TAG = b"a "
 LIST_COMMAND = b's LIST "" "*"\r\n'
 LOGOUT_COMMAND = b"o LOGOUT\r\n"
 STARTTLS_COMMAND = b"t STARTTLS\r\n"
@@ -47,7 +50,7 @@ def login_command(credential: Credential) -> bytes:
 class LeanSession(TimedSession):
     """Connect, greet, LOGIN, LIST, LOGOUT or drop, on a plain (gevent) socket."""
 
-    __slots__ = ("sock", "_wait_first")
+    __slots__ = ("sock", "_wait_first", "literal_plus")
 
     def __init__(self, target: Target, *args: Any, **kwargs: Any) -> None:
         super().__init__(target, *args, **kwargs)
@@ -57,6 +60,7 @@ class LeanSession(TimedSession):
         # call and a Python exception) before waiting. Not with TLS: decrypted bytes can sit
         # in the SSL object while the socket has nothing more to read.
         self._wait_first = target.tls == TLS_NONE and hasattr(socket.socket, "_wait")
+        self.literal_plus = False  # the greeting announced LITERAL+ (non-synchronizing literals)
 
     @property
     def connected(self) -> bool:
@@ -82,6 +86,7 @@ class LeanSession(TimedSession):
                     raise f.ByeGreeting()
                 raise f.ProtocolError("unexpected greeting")
             length = len(greeting)
+            self.literal_plus = b"LITERAL+" in greeting
             if target.tls == TLS_STARTTLS:
                 self.phase = f.PHASE_COMMAND
                 length += self._command(STARTTLS_COMMAND, _STARTTLS_TAG)
@@ -102,6 +107,51 @@ class LeanSession(TimedSession):
     def logout(self) -> None:
         self._timed(f.LOGOUT, f.PHASE_COMMAND, LOGOUT_COMMAND, _LOGOUT_TAG)
         self.abort()
+
+    def exchange(self, step: str, command: bytes, tag: bytes,
+                 check: Callable[[bytes], None] | None = None) -> bytes:
+        """One command (``tag`` + text + CRLF) as a timed step; returns its whole response,
+        literals included. A tagged NO or BAD is a ``protocol error``, and so is a response
+        that ``check`` (called inside the step) refuses with ProtocolError."""
+        t0 = perf_counter()
+        self.phase = f.PHASE_COMMAND
+        try:
+            self._send(command)
+            data = self._response(tag)
+            if check is not None:
+                check(data)
+        except Exception as exc:
+            self._fail(step, t0, exc)
+        self.report(step, (perf_counter() - t0) * 1000.0, len(data), None)
+        return data
+
+    def append(self, mailbox: bytes, message: bytes, *, cut: bool = False) -> tuple[int, int] | None:
+        """APPEND ``message`` to ``mailbox`` (already quoted) as the timed step APPEND; returns
+        (UIDVALIDITY, UID) from the server's APPENDUID. With ``cut`` the connection is reset
+        (RST) right after the literal, before the tagged reply: nothing is reported, None is
+        returned and the outcome is unknown. A literal goes non-synchronizing (LITERAL+) when
+        the greeting announced it."""
+        t0 = perf_counter()
+        self.phase = f.PHASE_COMMAND
+        head = _APPEND_TAG + b"APPEND " + mailbox + b" {%d" % len(message)
+        try:
+            if self.literal_plus:
+                self._send(head + b"+}\r\n" + message + _CRLF)
+            else:
+                self._send(head + b"}\r\n")
+                if not self._read_line(self.sock).startswith(b"+"):
+                    raise f.ProtocolError("no continuation for the literal")
+                self._send(message + _CRLF)
+            if cut:
+                sock, self.sock = self.sock, None
+                drop(sock, "reset")
+                return None
+            data = self._response(_APPEND_TAG)
+            uids = appenduid(tagged_line(data, len(data)))
+        except Exception as exc:
+            self._fail(f.APPEND, t0, exc)
+        self.report(f.APPEND, (perf_counter() - t0) * 1000.0, len(data), None)
+        return uids
 
     def disconnect(self, mode: str) -> None:
         if self.sock is None:
@@ -128,6 +178,34 @@ class LeanSession(TimedSession):
         except Exception as exc:
             self._fail(step, t0, exc)
         self.report(step, (perf_counter() - t0) * 1000.0, length, None)
+
+    def _send(self, data: bytes) -> None:
+        sock = self.sock
+        sent = sock.send(data)
+        if sent < len(data):
+            sock.sendall(data[sent:])
+
+    def _response(self, tag: bytes) -> bytes:
+        """Read up to the tagged line of ``tag``, literals included; OK or ProtocolError."""
+        sock = self.sock
+        if self._wait_first:
+            sock._wait(sock._read_event)
+        data = sock.recv(_RECV)
+        resume = 0
+        while True:
+            if not data:
+                raise EOFError
+            end, resume = scan_response(data, tag, resume)
+            if end is not None:
+                break
+            more = sock.recv(_RECV)
+            if not more:
+                raise EOFError
+            data += more
+        status = tagged_status(tagged_line(data, end), tag)
+        if status != b"OK":
+            raise f.ProtocolError("tagged " + status.decode("ascii"))
+        return data[:end]
 
     def _read_line(self, sock: socket.socket) -> bytes:
         if self._wait_first:

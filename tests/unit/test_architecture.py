@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"core"},                                 # run model: series, steps, run folder, parsers, credentials
     {"deploy"},                               # disposable Cyrus deployments
     {"imap"},                                 # timed IMAP sessions
-    {"collectors"},                           # signals on a fixed clock
+    {"collectors", "integrity"},              # signals on a fixed clock; the mail-integrity audit
     {"faults", "gate"},                       # fault injectors; rules and verdicts
     {"report"},                               # the offline report
     {"webui"},                                # the Locust web UI (its downloads use the report)
@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"plugin"},                               # the one module wiring Locust events
     {"users"},                                # Locust users
     {"shapes"},                               # load shapes (phases of user classes)
-    {"scenarios", "bench", "acceptance"},     # scenarios and the orchestrations built on them
+    {"scenarios", "bench", "acceptance", "integrity_user"},  # scenarios, orchestrations, users in phases
     {"scenario_cli", "options_cli", "cli"},   # entry points (cli loads its subcommands by name)
 ]
 

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from loadtest.errors import UsageError
-from loadtest.gate.metrics import EVENT_STATS, EVENTS, SIGNALS, STEP_STATS, STEPS, parse_metric
+from loadtest.gate.metrics import (
+    EVENT_STATS,
+    EVENTS,
+    INTEGRITY_STATS,
+    SIGNALS,
+    STEP_STATS,
+    STEPS,
+    parse_metric,
+)
 from loadtest.gate.rules import load_rules, parse_rules
 
 GATES = Path(__file__).resolve().parents[2] / "fixtures" / "gates"
@@ -111,10 +119,10 @@ def test_missing_and_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_extra_steps_extend_the_registry() -> None:
-    text = '[gate]\nextra_steps = ["APPEND"]\n[[rule]]\nmetric = "APPEND.p95_ms"\nmax = 9\n'
-    assert parse_rules(text).rules[0].metric.subject == "APPEND"
-    with pytest.raises(UsageError, match="unknown step 'APPEND'"):
-        parse_rules('[[rule]]\nmetric = "APPEND.p95_ms"\nmax = 9\n')
+    text = '[gate]\nextra_steps = ["MOVE"]\n[[rule]]\nmetric = "MOVE.p95_ms"\nmax = 9\n'
+    assert parse_rules(text).rules[0].metric.subject == "MOVE"
+    with pytest.raises(UsageError, match="unknown step 'MOVE'"):
+        parse_rules('[[rule]]\nmetric = "MOVE.p95_ms"\nmax = 9\n')
 
 
 def test_default_gate_parses() -> None:
@@ -139,6 +147,7 @@ def test_example_all_exercises_every_metric() -> None:
     assert set(SIGNALS) <= {s for f, s, _ in used if f == "series"}
     assert {(k, st) for k in EVENTS for st in EVENT_STATS} <= {
         (s, st) for f, s, st in used if f == "event"}
+    assert set(INTEGRITY_STATS) <= {st for f, _, st in used if f == "integrity"}
 
 
 def test_parse_metric_families() -> None:
