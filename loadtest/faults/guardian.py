@@ -16,8 +16,8 @@ Undo actions (plain JSON, so other injectors can use them):
   back at its target (atomically) and delete files (rotated copies).
 
 Protocol on the guardian's stdin, one JSON object per line: ``{"arm": KEY, "actions": [...],
-"in_s": SECONDS or null}`` and ``{"disarm": KEY}``. EOF means the generator is gone (or done):
-whatever is still armed is undone at once. The guardian prints ``ready`` when it listens.
+"in_s": SECONDS or null}``, ``{"disarm": KEY}`` and ``{"close": true}`` (undo what is armed, exit).
+EOF means the generator is gone: whatever is still armed is undone at once. The guardian prints ``ready`` when it listens.
 
 Run as a script (``python guardian.py PARENT_PID PARENT_START_TIME``), not as ``-m``: it
 imports the standard library only, so it starts fast and does not load gevent or Locust.
@@ -139,8 +139,11 @@ class Guardian:
         os.write(self._fd, json.dumps(message).encode() + b"\n")
 
     def close(self, timeout: float = 5.0) -> None:
-        """End the guardian: whatever is still armed is undone now (idempotent)."""
+        """End the guardian: whatever is still armed is undone now (idempotent). Said in a
+        message, not only by closing the pipe: a process forked meanwhile may hold its end."""
         if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                self._send({"close": True})
             os.close(self._fd)
             self._fd = -1
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -211,6 +214,9 @@ def serve(parent_pid: int, parent_start: int | None) -> None:
                                          None if in_s is None else time.monotonic() + in_s)
             elif "disarm" in message:
                 armed.pop(message["disarm"], None)
+            elif "close" in message:
+                _undo(armed, list(armed), "closed")
+                return
 
 
 if __name__ == "__main__":

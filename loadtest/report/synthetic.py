@@ -125,6 +125,7 @@ def synthetic_run(seed: int = 7, instances: tuple[str, ...] = ("slot1",),
                       instance=instance)
             overflows[instance] += rng.randint(0, 3) if flood and stall else 0
             store.add("listen_overflows", overflows[instance], t=t, instance=instance)
+            store.add("cyrus_errors", 0.0, t=t, instance=instance)  # a healthy Cyrus logs none
             store.add("canary_data_ms", rng.lognormvariate(math.log(0.08), 0.3), t=t,
                       instance=instance)
             store.add("canary_proc_ms", rng.lognormvariate(math.log(0.05), 0.3), t=t,

@@ -115,3 +115,24 @@ def test_acceptance_interrupted_with_sigint_still_writes_the_report(tmp_path: Pa
     assert "Traceback" not in stderr
     assert (folder / "report.html").is_file() and (folder / "verdict.json").is_file()
     assert pids_mentioning("/acceptance-") == []  # deployment stopped
+
+
+def test_ctrl_c_during_deploy_up_leaves_no_folder_and_no_process(test_root: Path) -> None:
+    from loadtest.deploy.procs import pids_mentioning
+
+    root = test_root / "interrupted"
+    proc = subprocess.Popen([str(BIN / "cyrus-loadtest"), "deploy", "up", "--dir", str(root),
+                             "--users", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        # Interrupt once the instance runs (its users file is written before master starts).
+        wait_for(lambda: bool(pids_mentioning(str(root) + "/")), timeout=60, step=0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    assert not root.exists()
+    assert pids_mentioning(str(root) + "/") == []
