@@ -10,6 +10,10 @@
   const title = (script && script.dataset.tabTitle) || "Cyrus server";
   const pageUrl = new URL("../", script ? script.src : location.href).href; // {base}/cyrus/
   const PANEL_ID = "cyrus-server-panel";
+  // The target comes from a deployment: Locust's Host field and its notice only confuse.
+  const hideHost = !!(script && script.dataset.hideHost);
+  const STATUS_COLOURS = { pass: "#15803d", fail: "#b91c1c", inconclusive: "#a16207", waiting: "#667085" };
+  const SHAPE_NOTE_ID = "cyrus-shape-note";
 
   function selectedTab() {
     const tab = document.querySelector('[role="tab"][aria-selected="true"]');
@@ -64,5 +68,46 @@
     } catch (e) { /* another origin: keep the fixed height */ }
   }
 
-  setInterval(function () { sync(); fitFrame(); }, 500);
+  // Locust's start form: hide Host when the deployment names the targets; say why the user
+  // fields are greyed out when a load shape decides them. Re-applied on every tick, as React
+  // may render the form again.
+  function adjustForm() {
+    const form = document.querySelector("form");
+    if (!form) return;
+    if (hideHost) {
+      const host = form.querySelector('input[name="host"]');
+      const control = host && host.closest(".MuiFormControl-root, .MuiTextField-root");
+      if (control) control.style.display = "none";
+      for (const alert of form.querySelectorAll(".MuiAlert-root")) {
+        if (/host attribute/i.test(alert.textContent)) alert.style.display = "none";
+      }
+    }
+    const users = form.querySelector('input[name="userCount"]');
+    const control = users && users.closest(".MuiFormControl-root, .MuiTextField-root");
+    if (users && users.disabled && control && !document.getElementById(SHAPE_NOTE_ID)) {
+      const note = document.createElement("div");
+      note.id = SHAPE_NOTE_ID;
+      note.textContent = "Users and ramp-up are set by the locustfile's load shape (its phases): " +
+        "change them with the scenario's own options under Custom parameters.";
+      note.style.cssText = "font-size: 13px; color: #667085; margin: -6px 0 12px";
+      control.parentNode.insertBefore(note, control);
+    }
+  }
+
+  // Locust's table of the gate rules: colour the status cells.
+  function colourGate() {
+    const panel = document.getElementById(PANEL_ID);
+    if (!panel) return;
+    for (const row of document.querySelectorAll("table tbody tr")) {
+      const cell = row.cells[0];
+      const colour = cell && STATUS_COLOURS[cell.textContent.trim()];
+      if (colour && cell.style.color !== colour) {
+        cell.style.color = colour;
+        cell.style.fontWeight = "700";
+        cell.style.textTransform = "uppercase";
+      }
+    }
+  }
+
+  setInterval(function () { sync(); fitFrame(); adjustForm(); colourGate(); }, 500);
 })();
