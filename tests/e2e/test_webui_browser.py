@@ -250,6 +250,13 @@ def test_acceptance_from_the_unchanged_form(make_deployment: Callable[..., Deplo
             # comes from the deployment, so Locust's Host field is hidden.
             assert page.locator("form [name=imapDisconnect]").count() == 1
             wait_until("Host field hidden", lambda: page.locator("input[name=host]").is_hidden(), 5)
+            # Custom parameters in groups with labels in words (opening the section changes
+            # no value).
+            page.click("text=Custom parameters")
+            wait_until("parameters grouped", lambda: page.locator(
+                "label:has-text('How sessions end')").count() == 1 and page.locator(
+                "#cyrus-form-group-2:has-text('Behaviour')").count() == 1, 10)
+            page.screenshot(path=str(ARTIFACTS / "webui-acceptance-form.png"), full_page=True)
             page.click("form button[type=submit]")  # nothing changed
             wait_until("swarm running", lambda: locust_state(url) == "running", 15)
             time.sleep(1.0)  # Locust selects its Statistics tab once the swarm runs
