@@ -13,12 +13,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from loadtest.errors import EXIT_USAGE, UsageError
-
-if TYPE_CHECKING:
-    from rich.progress import TaskID
 
 PROG = "cyrus-loadtest"
 
@@ -88,28 +85,48 @@ def _deploy_up(args: argparse.Namespace) -> int:
 
 
 class _progress:
-    """A progress bar on a terminal, a line per phase otherwise (CI logs)."""
+    """Provisioning progress: on a terminal a bar per phase with done/total and the time it has
+    taken (no estimate left once done); with or without a terminal, the same line when a phase
+    is complete (CI logs get those lines only)."""
 
     def __enter__(self) -> Callable[[str, int, int], None]:
-        self._bar = None
-        self._tasks: dict[str, TaskID] = {}
-        self._said: set[str] = set()
-        if sys.stderr.isatty():
-            from rich.progress import Progress
+        import time
 
-            self._bar = Progress(transient=True)
+        self._clock = time.monotonic
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._started: dict[str, float] = {}
+        self._finished: set[str] = set()
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(TextColumn("provisioning: {task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+                                 console=Console(stderr=True))
             self._bar.start()
         return self.update
 
     def update(self, phase: str, done: int, total: int) -> None:
-        if self._bar is None:
-            if phase not in self._said:
-                print(f"provisioning: {phase} for {total} users ...", file=sys.stderr)
-                self._said.add(phase)
-            return
-        if phase not in self._tasks:
-            self._tasks[phase] = self._bar.add_task(phase, total=total)
-        self._bar.update(self._tasks[phase], completed=done)
+        self._started.setdefault(phase, self._clock())
+        if self._bar is not None:
+            if phase not in self._tasks:
+                self._tasks[phase] = self._bar.add_task(phase, total=total)
+            self._bar.update(self._tasks[phase], completed=done, total=total)
+        if done >= total and phase not in self._finished:
+            self._finished.add(phase)
+            line = (f"provisioning: {phase} {done}/{total} done in "
+                    f"{self._clock() - self._started[phase]:.1f} s")
+            if self._bar is not None:
+                self._bar.console.print(line, highlight=False)
+            else:
+                print(line, file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

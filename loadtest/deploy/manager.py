@@ -190,7 +190,7 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
             write_users_file(Path(info.users_file), slot_users)
 
         t0 = time.monotonic()
-        total = len(all_users) + len(infos)
+        total = len(all_users)  # the admins' passwords are not counted
         done = 0
         _, uid, gid = inst.service_user()
         for info in infos:
@@ -202,6 +202,8 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
                 if progress and done % 25 == 0:
                     progress("passwords", done, total)
             os.chown(sasldb, uid, gid)
+        if progress and done % 25:
+            progress("passwords", done, total)  # the last, partial batch: the count ends at total
         timing.sasl_s = time.monotonic() - t0
 
         t0 = time.monotonic()

@@ -35,7 +35,8 @@ class EventLog:
     """Logs each event once when it opens and once when it ends; call :meth:`check` often
     (the plugin does, every second)."""
 
-    def __init__(self, logger: logging.Logger = log) -> None:
+    def __init__(self, logger: logging.Logger | None = log) -> None:
+        """``logger`` None: only return the lines (``watch`` prints them itself)."""
         self.logger = logger
         self._opened: set[int] = set()
         self._closed: set[int] = set()
@@ -48,8 +49,9 @@ class EventLog:
             if event.end is None and id(event) in self._opened:
                 continue
             line = describe(event, start)
-            level = logging.INFO if event.kind == "fault" else logging.WARNING
-            self.logger.log(level, "cyrus-loadtest: %s", line)
+            if self.logger is not None:
+                level = logging.INFO if event.kind == "fault" else logging.WARNING
+                self.logger.log(level, "cyrus-loadtest: %s", line)
             lines.append(line)
             (self._opened if event.end is None else self._closed).add(id(event))
         return lines

@@ -206,3 +206,75 @@ def overall(rows: list[dict[str, Any]], status: str) -> str:
     if waiting:
         text += f", {waiting} waiting for their phase"
     return text
+
+
+# The start form's custom parameters, grouped, with labels in words (Locust lists them in
+# alphabetical order with labels made from the option names). Options not listed here go last,
+# under "Other", with Locust's own label.
+FORM_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Target", (
+        ("deployment", "Deployment (deployment.json or its folder)"),
+        ("imap_instances", "Instances of the deployment"),
+        ("imap_host", "IMAP host (instead of the deployment)"),
+        ("imap_port", "IMAP port"),
+        ("imap_tls", "TLS"),
+        ("imap_ca_file", "CA certificates file"),
+        ("imap_tls_insecure", "Do not verify the certificate"),
+    )),
+    ("Users", (
+        ("acceptance_users", "Churn users at the peak (acceptance)"),
+        ("acceptance_held", "Held sessions (acceptance)"),
+        ("scenario_users", "Peak users (scenario)"),
+        ("scenario_held", "Held sessions (scenario)"),
+        ("imap_users_file", "Users file (CSV)"),
+        ("imap_user_pattern", "User name pattern"),
+        ("imap_user_count", "Users in the pattern"),
+    )),
+    ("Behaviour", (
+        ("imap_disconnect", "How sessions end"),
+        ("imap_rate", "Sessions per second per user (open loop)"),
+        ("imap_wait", "Seconds between sessions (closed loop)"),
+        ("imap_churn_steps", "Churn steps after LOGIN"),
+        ("imap_lean", "Lean raw-socket churn"),
+        ("imap_held_steps", "Held-session steps"),
+        ("imap_held_interval", "Seconds between held-session rounds"),
+        ("imap_idle_seconds", "Seconds per IDLE"),
+        ("imap_flood_login", "Floods log in before dropping"),
+        ("imap_connect_timeout", "Connect timeout (s)"),
+        ("imap_timeout", "Response timeout (s)"),
+    )),
+    ("Run", (
+        ("acceptance_duration", "Duration in seconds (acceptance)"),
+        ("scenario_duration", "Duration in seconds (scenario)"),
+        ("gate", "Gate rules file"),
+        ("faults", "Faults to inject"),
+        ("collectors", "Collectors"),
+        ("probe_rate", "Probes per second"),
+        ("collector_interval", "Seconds between samples"),
+        ("stall_threshold", "Stall threshold (s)"),
+        ("heartbeat_threshold", "Heartbeat gap threshold (s)"),
+        ("metrics_url", "Master's /metrics URL"),
+        ("artifacts", "Artifacts folder"),
+        ("run_name", "Run folder name"),
+    )),
+)
+
+
+def form_layout(help_of: dict[str, str]) -> list[dict[str, Any]]:
+    """The groups for the page script: each option by the name Locust gives its field
+    (camelCase), with its label and help (``help_of``: option name -> help text)."""
+    listed = {name for _title, options in FORM_GROUPS for name, _label in options}
+    groups = [{"title": title, "options": [
+        {"field": camel(name), "label": label, "help": help_of.get(name, "")}
+        for name, label in options]} for title, options in FORM_GROUPS]
+    rest = [{"field": camel(name), "label": "", "help": ""} for name in sorted(help_of)
+            if name not in listed]
+    if rest:
+        groups.append({"title": "Other", "options": rest})
+    return groups
+
+
+def camel(name: str) -> str:
+    """Locust's field name for an option: imap_disconnect -> imapDisconnect."""
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)

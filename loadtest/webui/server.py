@@ -206,6 +206,15 @@ class ServerTab:
         def gate() -> Response:
             return jsonify(self.gate())
 
+        @bp.route("/form")
+        @auth
+        def form() -> Response:
+            from loadtest import settings
+
+            # Options are declared by the modules the locustfile imported (all by now).
+            help_of = {o.name: o.help for o in settings.declared() if o.web_ui}
+            return jsonify({"groups": payload.form_layout(help_of)})
+
         @bp.route("/download/<name>")
         @auth
         def download(name: str) -> Response:

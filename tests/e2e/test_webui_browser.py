@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
 LOCUSTFILE = Path(__file__).with_name("webui_locustfile.py")
 BASE = "/loadtest"  # exercise --web-base-path
 ARTIFACTS = Path(os.environ.get("LOADTEST_TEST_ARTIFACTS", PROJECT_ROOT / "artifacts" / "tests"))
-CHART_KEYS = ("latency", "spawns", "workers", "backlog", "canary", "load")
+CHART_KEYS = ("latency", "heartbeat", "spawns", "workers", "backlog", "canary", "load")
 
 sync_api = pytest.importorskip("playwright.sync_api")
 if not os.path.exists(CHROMIUM):
@@ -151,9 +151,10 @@ def test_server_tab_in_chromium(locust_web: dict) -> None:
                 r := page.eval_on_selector_all(
                     "table tbody tr", "trs => trs.map(tr => [...tr.cells].map(td => td.innerText))"))
                 and len(r) == len(rules) and r, 10)
-            statuses = {row[0] for row in rows}
-            assert statuses <= {"pass", "fail", "inconclusive"}, statuses
-            assert any(row[3] not in ("no data", "") for row in rows), rows
+            statuses = {row[0].lower() for row in rows}
+            assert statuses <= {"pass", "fail", "inconclusive", "waiting"}, statuses
+            now = [key for key, _title in GATE_COLUMNS].index("measured")
+            assert any(row[now] not in ("no data", "") for row in rows), rows
 
             # A master frozen for 3.5 s: its heartbeat stops and the charts mark the gap.
             os.kill(master_pid, signal.SIGSTOP)
@@ -179,7 +180,8 @@ def test_server_tab_in_chromium(locust_web: dict) -> None:
                 "#gate-rows tr", "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))"),
                 10)
             assert len(solo_rows) == len(rules), solo_rows
-            assert {row[0] for row in solo_rows} <= {"pass", "fail", "inconclusive"}, solo_rows
+            assert {row[0] for row in solo_rows} <= {"pass", "fail", "inconclusive", "waiting"}, \
+                solo_rows
             head = solo.eval_on_selector_all("#gate-table thead th", "ths => ths.map(th => th.textContent)")
             assert head == [title for _key, title in GATE_COLUMNS], head
             shot2 = ARTIFACTS / "webui-server-page.png"
@@ -244,8 +246,17 @@ def test_acceptance_from_the_unchanged_form(make_deployment: Callable[..., Deplo
             page = browser.new_page(viewport=SHOT_VIEWPORT)
             page.set_default_timeout(15000)
             page.goto(url)
-            # The form as Locust renders it: the disconnect select shows per-class.
+            # The form as Locust renders it: the disconnect select shows per-class; the target
+            # comes from the deployment, so Locust's Host field is hidden.
             assert page.locator("form [name=imapDisconnect]").count() == 1
+            wait_until("Host field hidden", lambda: page.locator("input[name=host]").is_hidden(), 5)
+            # Custom parameters in groups with labels in words (opening the section changes
+            # no value).
+            page.click("text=Custom parameters")
+            wait_until("parameters grouped", lambda: page.locator(
+                "label:has-text('How sessions end')").count() == 1 and page.locator(
+                "#cyrus-form-group-2:has-text('Behaviour')").count() == 1, 10)
+            page.screenshot(path=str(ARTIFACTS / "webui-acceptance-form.png"), full_page=True)
             page.click("form button[type=submit]")  # nothing changed
             wait_until("swarm running", lambda: locust_state(url) == "running", 15)
             time.sleep(1.0)  # Locust selects its Statistics tab once the swarm runs
@@ -268,8 +279,19 @@ def test_acceptance_from_the_unchanged_form(make_deployment: Callable[..., Deplo
                 r"heartbeat gap", frame.inner_text("#marks")), 12)
             page.screenshot(path=str(ARTIFACTS / "webui-acceptance-after-stall.png"))
             wait_until("the shape ended the run", lambda: locust_state(url) == "stopped", 40)
-            time.sleep(2.5)  # the page's next polls
-            page.screenshot(path=str(ARTIFACTS / "webui-acceptance-finished.png"))
+            wait_until("the tab says finished",
+                       lambda: frame.inner_text("#status").startswith("finished"), 10)
+            page.screenshot(path=str(ARTIFACTS / "webui-acceptance-finished.png"), full_page=True)
+            # The run's files in Locust's Download Data tab, built from the live run.
+            page.locator('[role=tab]:has-text("Download Data")').click()
+            hrefs = page.eval_on_selector_all("a", "as => as.map(a => a.getAttribute('href'))")
+            assert "./cyrus/download/report.zip" in hrefs, hrefs
+            with urllib.request.urlopen(url + "cyrus/download/verdict.json", timeout=30) as resp:
+                assert json.load(resp)["status"] in ("pass", "fail", "inconclusive")
+            # Stalls and gaps are lines in Locust's Logs tab.
+            page.locator('[role=tab]:has-text("Logs")').click()
+            wait_until("heartbeat gap in the Logs tab",
+                       lambda: "master heartbeat gap" in page.inner_text("body"), 10)
             proc.send_signal(signal.SIGTERM)  # quitting: steps.json, verdict, run.json end
             proc.wait(30)
             folder = artifacts / "form"
@@ -278,7 +300,7 @@ def test_acceptance_from_the_unchanged_form(make_deployment: Callable[..., Deplo
             assert report.returncode == 0, report.stderr
             shot_page = browser.new_page(viewport=SHOT_VIEWPORT)
             shot_page.goto((folder / "report.html").as_uri())
-            shot_page.screenshot(path=str(ARTIFACTS / "report-acceptance.png"))
+            shot_page.screenshot(path=str(ARTIFACTS / "report-acceptance.png"), full_page=True)
             report_text = shot_page.inner_text("body")
             browser.close()
     finally:

@@ -58,3 +58,29 @@ def test_newest_follows_the_store_reading_only_what_is_new() -> None:
     newest.update()
     assert newest.rows(since=9.0) == [("host", "load1", "", "0.75")]
     assert newest.rows(since=13.0) == []
+
+
+def test_board_rows_have_unit_threshold_and_state() -> None:
+    from loadtest.collectors.config import CollectorConfig
+    from loadtest.collectors.watch import BAD, GAP, NO_DATA, OK, WARN, Row, board_rows, plain_block
+
+    store = SeriesStore()
+    store.add("greeting_latency_ms", 2.0, t=10.0, instance="s1")
+    store.add("greeting_latency_ms", 1400.0, t=11.0, instance="s1")
+    store.add("heartbeat_age_s", 1.5, t=11.0, instance="s1")
+    store.add("ready_workers", 0, t=11.0, instance="s1", service="imap", family="ipv4")
+    store.add("ready_workers", 0, t=11.0, instance="s1", service="imap", family="ipv6")
+    store.add("load1", None, t=11.0, why="gone")
+    store.add("spawns_per_s", 3.0, t=2.0, instance="s1")
+    rows = board_rows(store, CollectorConfig(), since=9.0)
+    assert rows == [
+        Row("greeting (new connection)", "s1", "1400.0 ms", "> 1000 ms", BAD),
+        Row("master heartbeat age", "s1", "1.5 s", "> 2.5 s", WARN),
+        Row("spawns (master)", "s1", "-", "", NO_DATA),
+        Row("ready workers", "s1", "0", "= 0", BAD),
+        Row("load average", "host", "gap", "", GAP),
+    ]
+    assert OK not in {r.state for r in rows}
+    block = plain_block(rows, "title")
+    assert block.splitlines()[0] == "--- title"
+    assert "greeting (new connection) [s1]" in block and "(bad > 1000 ms)" in block

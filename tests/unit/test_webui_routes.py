@@ -264,3 +264,33 @@ def test_downloads_and_the_finished_window(tmp_path: Path) -> None:
     tab_template_args(args)
     hrefs = [f["href"] for f in args["extended_csv_files"]]
     assert hrefs[0] == "./other.csv" and "./cyrus/download/report.zip" in hrefs
+
+
+def test_form_layout_groups_every_declared_option() -> None:
+    import ast
+
+    import loadtest
+    import loadtest.imap.config  # noqa: F401 - declares the IMAP options the form lists
+    from loadtest.webui.payload import FORM_GROUPS
+
+    # Every Option(...) in the package's source that the web form shows (read, not imported:
+    # some declaring modules import Locust, which must not patch this process).
+    declared = set()
+    for path in Path(loadtest.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Option"
+                    and node.args and isinstance(node.args[0], ast.Constant)
+                    and not any(k.arg == "web_ui" and isinstance(k.value, ast.Constant)
+                                and k.value.value is False for k in node.keywords)):
+                declared.add(node.args[0].value)
+    assert len(declared) > 30
+    grouped = {name for _title, options in FORM_GROUPS for name, _label in options}
+    assert declared <= grouped, declared - grouped  # a new option needs a group and a label
+    tab = ServerTab(SeriesStore())
+    app = locust_like_app()
+    tab.register(app)
+    groups = app.test_client().get("/cyrus/form").get_json()["groups"]
+    assert [g["title"] for g in groups][:4] == ["Target", "Users", "Behaviour", "Run"]
+    behaviour = {o["field"]: o for o in groups[2]["options"]}
+    assert behaviour["imapDisconnect"]["label"] == "How sessions end"
+    assert "per-class" in behaviour["imapDisconnect"]["help"]

@@ -1,11 +1,13 @@
 /* cyruscharts.js: a small time-series line chart on <canvas> for the Cyrus server tab.
  * Written for cyrus-loadtest (MIT); no dependencies, nothing fetched from the network.
  *
- *   const chart = new CyrusChart(containerElement, {title, unit});
+ *   const chart = new CyrusChart(containerElement, {title, unit, axis, log, integer});
  *   chart.draw({lines: [{label, color, points: [[t, v|null], ...]}],
- *               bands: [{t0, t1, kind, label}], tmin, tmax});
+ *               bands: [{t0, t1, kind, label}], tmin, tmax, origin});
  *
- * Times are unix seconds. A null value breaks the line (a gap the collectors recorded).
+ * Times are unix seconds; the time axis reads in seconds since ``origin`` (the run's start).
+ * ``log``: a logarithmic value axis (latencies); ``integer``: whole-number ticks (counts);
+ * ``axis``: the value axis' title. A null value breaks the line (a gap the collectors recorded).
  * The container gets data-points="N" (points drawn) so tests can tell an empty chart.
  */
 (function (global) {
@@ -19,7 +21,8 @@
     collector_gap: { rgb: "120, 120, 120", alpha: 0.18 },
   };
   const HEIGHT = 200; // CSS pixels
-  const MARGIN = { left: 58, right: 14, top: 16, bottom: 24 };
+  const MARGIN = { left: 70, right: 22, top: 32, bottom: 24 };
+  const ROW_PHASE = 3, ROW_EVENT = 17; // label rows above the plot: phases, then events
 
   function niceStep(range, ticks) {
     const raw = range / Math.max(1, ticks);
@@ -40,15 +43,22 @@
     return v.toPrecision(2);
   }
 
-  function formatClock(t, withSeconds) {
-    const d = new Date(t * 1000);
-    const pad = (n) => String(n).padStart(2, "0");
-    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + (withSeconds ? ":" + pad(d.getSeconds()) : "");
+  function formatRelative(seconds) {
+    return (seconds < 0 ? "-" : "+") + Math.round(Math.abs(seconds)) + " s";
+  }
+
+  // A label that fits between x and limit (truncated with an ellipsis), or null.
+  function fitLabel(ctx, text, room) {
+    if (room < 14) return null;
+    if (ctx.measureText(text).width <= room) return text;
+    let cut = text;
+    while (cut.length > 1 && ctx.measureText(cut + "…").width > room) cut = cut.slice(0, -1);
+    return cut.length > 1 ? cut + "…" : null;
   }
 
   function timeStep(span) {
     const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
-    for (const s of steps) if (span / s <= 7) return s;
+    for (const s of steps) if (span / s <= 8) return s;
     return 14400;
   }
 
@@ -103,59 +113,90 @@
       const x = (t) => MARGIN.left + ((t - tmin) / (tmax - tmin)) * plotW;
 
       // Visible range of values: charts here are counts, rates and latencies, all >= 0.
-      let vmax = 0, drawn = 0;
+      let vmax = 0, vminPos = Infinity, drawn = 0;
       for (const line of data.lines) {
         for (const [t, v] of line.points) {
           if (t < tmin || t > tmax || v === null) continue;
           drawn++;
           if (v > vmax) vmax = v;
+          if (v > 0 && v < vminPos) vminPos = v;
         }
       }
       this.container.dataset.points = String(drawn);
-      const step = niceStep(vmax > 0 ? vmax * 1.1 : 1, 4);
-      const top = Math.max(step, Math.ceil((vmax * 1.05) / step) * step);
-      const y = (v) => MARGIN.top + plotH - (v / top) * plotH;
+      const log = !!this.options.log && vmax > 0;
+      let ticks = [], y, top;
+      if (log) {
+        // Decades from below the smallest value to above the largest: 2 ms and 1.1 s both show.
+        const lo = Math.floor(Math.log10(Math.min(vminPos, vmax)));
+        const hi = Math.max(lo + 1, Math.ceil(Math.log10(vmax * 1.0001)));
+        for (let e = lo; e <= hi; e++) ticks.push(Math.pow(10, e));
+        top = Math.pow(10, hi);
+        const bottom = Math.pow(10, lo);
+        y = (v) => MARGIN.top + plotH - ((Math.log10(Math.max(v, bottom)) - lo) / (hi - lo)) * plotH;
+      } else {
+        let step = niceStep(vmax > 0 ? vmax * 1.1 : 1, 4);
+        if (this.options.integer) step = Math.max(1, Math.round(step));
+        top = Math.max(step, Math.ceil((vmax * 1.05) / step) * step);
+        for (let v = 0; v <= top + step / 2; v += step) ticks.push(v);
+        y = (v) => MARGIN.top + plotH - (v / top) * plotH;
+      }
+      this.top = top;
 
-      ctx.font = "11px system-ui, sans-serif";
+      ctx.font = "12px system-ui, sans-serif";
       ctx.lineWidth = 1;
       // Grid and value axis.
       ctx.fillStyle = c.text;
       ctx.textAlign = "right";
       ctx.textBaseline = "middle";
-      for (let v = 0; v <= top + step / 2; v += step) {
+      for (const v of ticks) {
         ctx.strokeStyle = c.grid;
         ctx.beginPath();
         ctx.moveTo(MARGIN.left, Math.round(y(v)) + 0.5);
         ctx.lineTo(MARGIN.left + plotW, Math.round(y(v)) + 0.5);
         ctx.stroke();
-        ctx.fillText(formatValue(v) + (this.options.unit && v === top ? " " + this.options.unit : ""),
-                     MARGIN.left - 6, y(v));
+        ctx.fillText(this.options.integer ? String(Math.round(v)) : formatValue(v), MARGIN.left - 6, y(v));
+      }
+      if (this.options.axis || this.options.unit) {
+        ctx.save();
+        ctx.translate(12, MARGIN.top + plotH / 2);
+        ctx.rotate(-Math.PI / 2);
+        ctx.textAlign = "center";
+        ctx.textBaseline = "middle";
+        ctx.fillText(this.options.axis || this.options.unit, 0, 0);
+        ctx.restore();
       }
       // Time axis.
       const span = tmax - tmin;
       const ts = timeStep(span);
       ctx.textAlign = "center";
       ctx.textBaseline = "top";
-      for (let t = Math.ceil(tmin / ts) * ts; t <= tmax; t += ts) {
+      const origin = data.origin === undefined || data.origin === null ? tmin : data.origin;
+      for (let r = Math.ceil((tmin - origin) / ts) * ts; origin + r <= tmax; r += ts) {
+        const t = origin + r;
         ctx.strokeStyle = c.grid;
         ctx.beginPath();
         ctx.moveTo(Math.round(x(t)) + 0.5, MARGIN.top);
         ctx.lineTo(Math.round(x(t)) + 0.5, MARGIN.top + plotH);
         ctx.stroke();
-        ctx.fillText(formatClock(t, ts < 60), x(t), MARGIN.top + plotH + 5);
+        ctx.fillText(formatRelative(r), x(t), MARGIN.top + plotH + 5);
       }
       ctx.strokeStyle = c.axis;
       ctx.strokeRect(MARGIN.left + 0.5, MARGIN.top + 0.5, plotW, plotH);
 
       // Event bands under the lines: stalls, heartbeat gaps, faults, collector gaps; phases
-      // as a dashed line with their name.
+      // as a dashed line. Labels go in two rows above the plot (phases, then events), each cut
+      // to the room before the next label of its row, so none is drawn over another.
+      const bands = (data.bands || []).filter((b) => {
+        const t1 = b.t1 === null || b.t1 === undefined ? tmax : b.t1;
+        return !(t1 < tmin || b.t0 > tmax);
+      }).sort((a, b) => a.t0 - b.t0);
+      const labels = [];
       ctx.save();
       ctx.beginPath();
-      ctx.rect(MARGIN.left, 0, plotW, height);
+      ctx.rect(MARGIN.left, MARGIN.top, plotW, plotH);
       ctx.clip();
-      for (const band of data.bands || []) {
+      for (const band of bands) {
         const t1 = band.t1 === null || band.t1 === undefined ? tmax : band.t1;
-        if (t1 < tmin || band.t0 > tmax) continue;
         const x0 = x(Math.max(band.t0, tmin)), x1 = x(Math.min(t1, tmax));
         if (band.kind === "phase") {
           ctx.strokeStyle = c.axis;
@@ -165,10 +206,7 @@
           ctx.lineTo(Math.round(x0) + 0.5, MARGIN.top + plotH);
           ctx.stroke();
           ctx.setLineDash([]);
-          ctx.fillStyle = c.text;
-          ctx.textAlign = "left";
-          ctx.textBaseline = "top";
-          ctx.fillText(band.label || "phase", x0 + 3, 2);
+          labels.push({ row: ROW_PHASE, x: x0, text: band.label || "phase", color: c.text });
           continue;
         }
         const look = BANDS[band.kind] || BANDS.collector_gap;
@@ -181,16 +219,30 @@
         ctx.lineTo(Math.round(x0) + 0.5, MARGIN.top + plotH);
         ctx.stroke();
         if (band.kind !== "collector_gap") {
-          ctx.fillStyle = edge;
-          ctx.textAlign = "left";
-          ctx.textBaseline = "top";
-          // Near the right edge the label goes left of the band, not off the chart.
-          const label = band.label || band.kind;
-          const w = ctx.measureText(label).width;
-          const lx = x0 + 3 + w > MARGIN.left + plotW ? Math.max(MARGIN.left + 2, x0 - w - 3) : x0 + 3;
-          ctx.fillText(label, lx, MARGIN.top + 2);
+          labels.push({ row: ROW_EVENT, x: x0, text: band.label || band.kind, color: edge });
         }
       }
+      ctx.restore();
+      ctx.font = "11px system-ui, sans-serif";
+      ctx.textAlign = "left";
+      ctx.textBaseline = "top";
+      for (const row of [ROW_PHASE, ROW_EVENT]) {
+        const mine = labels.filter((l) => l.row === row);
+        let free = MARGIN.left;
+        mine.forEach((label, i) => {
+          const start = Math.max(label.x + 3, free);
+          const next = i + 1 < mine.length ? mine[i + 1].x : MARGIN.left + plotW;
+          const text = fitLabel(ctx, label.text, Math.min(next, MARGIN.left + plotW) - start - 4);
+          if (text === null) return;
+          ctx.fillStyle = label.color;
+          ctx.fillText(text, start, row);
+          free = start + ctx.measureText(text).width + 6;
+        });
+      }
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(MARGIN.left, 0, plotW, height);
+      ctx.clip();
 
       // Lines; a null point breaks the line. Dots when few enough to see.
       for (const line of data.lines) {
@@ -202,7 +254,7 @@
         for (const [t, v] of line.points) {
           if (t < tmin - span || t > tmax) continue;
           if (v === null) { pen = false; continue; }
-          const px = x(t), py = y(Math.min(v, top));
+          const px = x(t), py = y(Math.min(v, top));  // clipped at the top of the axis
           if (pen) ctx.lineTo(px, py); else ctx.moveTo(px, py);
           pen = true;
           if (t >= tmin) visible++;
@@ -234,8 +286,9 @@
         for (let i = line.points.length - 1; i >= 0; i--) {
           if (line.points[i][1] !== null) { last = line.points[i][1]; break; }
         }
+        const shown = this.options.integer && last !== null ? String(Math.round(last)) : formatValue(last);
         parts.push({ color: line.color, label: line.label,
-                     value: formatValue(last) + (this.options.unit && last !== null ? " " + this.options.unit : "") });
+                     value: shown + (this.options.unit && last !== null ? " " + this.options.unit : "") });
       }
       const key = JSON.stringify(parts);
       if (key === this._legendKey) return;

@@ -10,6 +10,10 @@
   const title = (script && script.dataset.tabTitle) || "Cyrus server";
   const pageUrl = new URL("../", script ? script.src : location.href).href; // {base}/cyrus/
   const PANEL_ID = "cyrus-server-panel";
+  // The target comes from a deployment: Locust's Host field and its notice only confuse.
+  const hideHost = !!(script && script.dataset.hideHost);
+  const STATUS_COLOURS = { pass: "#15803d", fail: "#b91c1c", inconclusive: "#a16207", waiting: "#667085" };
+  const SHAPE_NOTE_ID = "cyrus-shape-note";
 
   function selectedTab() {
     const tab = document.querySelector('[role="tab"][aria-selected="true"]');
@@ -64,5 +68,107 @@
     } catch (e) { /* another origin: keep the fixed height */ }
   }
 
-  setInterval(function () { sync(); fitFrame(); }, 500);
+  // Locust's start form: hide Host when the deployment names the targets; say why the user
+  // fields are greyed out when a load shape decides them. Re-applied on every tick, as React
+  // may render the form again.
+  function adjustForm() {
+    const form = document.querySelector("form");
+    if (!form) return;
+    if (hideHost) {
+      const host = form.querySelector('input[name="host"]');
+      const control = host && host.closest(".MuiFormControl-root, .MuiTextField-root");
+      if (control) control.style.display = "none";
+      for (const alert of form.querySelectorAll(".MuiAlert-root")) {
+        if (/host attribute/i.test(alert.textContent)) alert.style.display = "none";
+      }
+    }
+    const users = form.querySelector('input[name="userCount"]');
+    const control = users && users.closest(".MuiFormControl-root, .MuiTextField-root");
+    if (users && users.disabled && control && !document.getElementById(SHAPE_NOTE_ID)) {
+      const note = document.createElement("div");
+      note.id = SHAPE_NOTE_ID;
+      note.textContent = "Users and ramp-up are set by the locustfile's load shape (its phases): " +
+        "change them with the scenario's own options further down (groups Users and Run).";
+      note.style.cssText = "font-size: 13px; color: #667085; margin: -6px 0 12px";
+      control.parentNode.insertBefore(note, control);
+    }
+  }
+
+  // The custom parameters: in groups (target, users, behaviour, run) with labels in words and
+  // the help under each field. Only styles and added nodes: CSS order sorts the fields into
+  // their groups (React keeps its own nodes where they are), group titles are appended.
+  let layout = null, layoutAsked = false;
+  function groupParameters() {
+    if (!layout) {
+      if (!layoutAsked) {
+        layoutAsked = true;
+        fetch(pageUrl + "form", { credentials: "same-origin" })
+          .then((r) => r.ok ? r.json() : null).then((d) => { layout = d; }).catch(() => {});
+      }
+      return;
+    }
+    const probe = document.querySelector('form [name="imapDisconnect"], form [name="deployment"]');
+    if (!probe) return;
+    let field = probe;
+    while (field.parentElement && !field.parentElement.contains(document.querySelector('form [name="imapHost"]')) ) {
+      field = field.parentElement;
+    }
+    const box = field.parentElement; // the element holding every custom parameter
+    if (!box || box.tagName === "FORM") return;
+    box.style.display = "flex";
+    box.style.flexDirection = "column";
+    layout.groups.forEach((group, gi) => {
+      const titleId = "cyrus-form-group-" + gi;
+      let title = document.getElementById(titleId);
+      if (!title) {
+        title = document.createElement("div");
+        title.id = titleId;
+        title.textContent = group.title;
+        title.style.cssText = "font-weight: 700; font-size: 15px; margin: 14px 0 8px; " +
+          "border-bottom: 1px solid rgba(128,128,128,0.35); padding-bottom: 2px";
+        box.appendChild(title);
+      }
+      title.style.order = String(gi * 100);
+      group.options.forEach((option, oi) => {
+        const input = box.querySelector('[name="' + option.field + '"]');
+        if (!input) return;
+        let item = input;
+        while (item.parentElement && item.parentElement !== box) item = item.parentElement;
+        if (item.parentElement !== box) return;
+        item.style.order = String(gi * 100 + oi + 1);
+        if (option.label) {
+          // A text field's label, or a checkbox's text (never the <label> around a checkbox).
+          const label = item.querySelector(".MuiFormControlLabel-label") ||
+            (item.querySelector("input[type=checkbox]") ? null : item.querySelector("label"));
+          if (label && label.textContent !== option.label) label.textContent = option.label;
+          const notch = item.querySelector("legend span");
+          if (notch && notch.textContent !== option.label) notch.textContent = option.label;
+        }
+        if (option.help && !item.querySelector(".cyrus-help")) {
+          const help = document.createElement("div");
+          help.className = "cyrus-help";
+          help.textContent = option.help;
+          help.style.cssText = "font-size: 12px; opacity: 0.7; margin: 3px 2px 10px";
+          item.appendChild(help);
+        }
+      });
+    });
+  }
+
+  // Locust's table of the gate rules: colour the status cells.
+  function colourGate() {
+    const panel = document.getElementById(PANEL_ID);
+    if (!panel) return;
+    for (const row of document.querySelectorAll("table tbody tr")) {
+      const cell = row.cells[0];
+      const colour = cell && STATUS_COLOURS[cell.textContent.trim()];
+      if (colour && cell.style.color !== colour) {
+        cell.style.color = colour;
+        cell.style.fontWeight = "700";
+        cell.style.textTransform = "uppercase";
+      }
+    }
+  }
+
+  setInterval(function () { sync(); fitFrame(); adjustForm(); groupParameters(); colourGate(); }, 500);
 })();

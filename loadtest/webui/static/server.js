@@ -17,8 +17,12 @@
   const state = {
     run: null, cursor: 0, series: {}, events: [], chartSpecs: null, charts: {},
     skew: 0, windowS: Number(localStorage.getItem("cyrusWindowS") || 300),
-    firstT: null,
+    firstT: null, window: { state: "waiting", start: null, end: null },
   };
+  const pad = (n) => String(n).padStart(2, "0");
+  // The one wall-clock format of the tab (24 h); everything else is seconds since the start.
+  const clock = (t) => { const d = new Date(t * 1000); return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()); };
+  const plural = (n, word) => n + " " + word + (n === 1 ? "" : word.endsWith("s") ? "es" : "s");
 
   const $ = (id) => document.getElementById(id);
   const windowSelect = $("window");
@@ -56,7 +60,8 @@
       const box = document.createElement("div");
       box.id = "chart-" + spec.key;
       grid.appendChild(box);
-      state.charts[spec.key] = new CyrusChart(box, { title: spec.title, unit: spec.unit });
+      state.charts[spec.key] = new CyrusChart(box, { title: spec.title, unit: spec.unit, axis: spec.axis,
+                                                      log: spec.log, integer: spec.integer });
     }
     state.chartSpecs = specs;
   }
@@ -104,19 +109,42 @@
   function redraw() {
     if (!state.chartSpecs) return;
     const now = Date.now() / 1000 + state.skew;
-    // A run younger than the window grows from the left edge; the axis spans at least a minute.
-    const first = state.firstT === null ? now : state.firstT;
-    const tmin = state.windowS > 0 ? Math.max(now - state.windowS, first) : first;
-    const tmax = Math.max(now, tmin + 60);
+    const win = state.window;
+    const first = win.start || (state.firstT === null ? now : state.firstT);
+    let tmin, tmax;
+    if (win.state === "finished" && win.end) {
+      // The run is over: freeze on its whole window instead of following the clock.
+      tmin = first;
+      tmax = Math.max(win.end, tmin + 10);
+    } else {
+      // A run younger than the window grows from the left edge; the axis spans at least a minute.
+      tmin = state.windowS > 0 ? Math.max(now - state.windowS, first) : first;
+      tmax = Math.max(now, tmin + 60);
+    }
     const bands = state.events.map((e) => ({ t0: e.t, t1: e.end, kind: e.kind, label: e.label }));
     for (const spec of state.chartSpecs) {
-      state.charts[spec.key].draw({ lines: linesFor(spec), bands: bands, tmin: tmin, tmax: tmax });
+      state.charts[spec.key].draw({ lines: linesFor(spec), bands: bands, tmin: tmin, tmax: tmax, origin: first });
     }
     const marks = {};
     for (const e of state.events) marks[e.kind] = (marks[e.kind] || 0) + 1;
+    const words = { phase: "phase", stall: "stall", heartbeat_gap: "heartbeat gap", fault: "fault",
+                    collector_gap: "collector gap" };
     $("marks").textContent = Object.keys(marks).length
-      ? Object.entries(marks).map(([k, n]) => n + " " + k.replace("_", " ")).join(" · ")
+      ? Object.entries(marks).map(([k, n]) => plural(n, words[k] || k)).join(" · ")
       : "no stalls, heartbeat gaps or faults so far";
+  }
+
+  function statusText(total) {
+    const win = state.window;
+    const now = Date.now() / 1000 + state.skew;
+    if (win.state === "finished" && win.end) {
+      return "finished · load ran " + Math.round(win.end - win.start) + " s from " + clock(win.start) +
+        " · " + total + " points";
+    }
+    if (win.state === "running" && win.start) {
+      return "running · +" + Math.round(now - win.start) + " s since " + clock(win.start) + " · " + total + " points";
+    }
+    return "waiting for a test to start (collectors run during a test)";
   }
 
   async function pollSeries() {
@@ -132,10 +160,10 @@
       state.skew = data.now - Date.now() / 1000;
       addPoints(data.points);
       state.events = data.events;
+      if (data.window) state.window = data.window;
       const total = Object.values(state.series).reduce((n, l) => n + l.length, 0);
-      setStatus(data.run === null
-        ? "waiting for a test to start (collectors run during a test)"
-        : "live · " + total + " points · updated " + new Date().toLocaleTimeString());
+      setStatus(statusText(total));
+      $("window").disabled = state.window.state === "finished";
       redraw();
     } catch (err) {
       setStatus("cannot reach the Locust master: " + err.message, true);
@@ -162,11 +190,11 @@
     body.textContent = "";
     $("gate-summary").textContent = gate.message
       ? gate.message
-      : (gate.suite || "gate") + ": " + gate.status + " now (" +
-        Object.entries(gate.counts || {}).map(([k, n]) => n + " " + k).join(", ") + ")" +
+      : (gate.overall || gate.status) +
         (gate.rules_file ? " · rules from " + gate.rules_file : "") +
         (gate.steps_known ? "" : " · no step statistics yet: step rules show no data");
     $("gate-summary").className = "gate-summary status-" + gate.status;
+    showOverall(gate);
     for (const row of gate.rows) {
       const tr = document.createElement("tr");
       tr.className = "status-" + row.status;
@@ -174,16 +202,24 @@
         const td = document.createElement("td");
         td.textContent = String(row[key]);
         if (key === "status") td.className = "badge";
+        if (key === "since" && row[key]) td.className = "since";
         tr.appendChild(td);
       }
       body.appendChild(tr);
     }
   }
 
+  function showOverall(gate) {
+    const el = $("overall");
+    el.textContent = gate.message || gate.overall || "";
+    el.className = "overall status-" + gate.status;
+  }
+
   async function pollGate() {
-    if (document.body.classList.contains("embed")) return; // Locust's own table shows the gate
     try {
-      renderGate(await getJSON("gate"));
+      const gate = await getJSON("gate");
+      // Embedded in Locust's tab, Locust's own table below the frame lists the rules.
+      if (document.body.classList.contains("embed")) showOverall(gate); else renderGate(gate);
     } catch (err) {
       $("gate-summary").textContent = "gate status unavailable: " + err.message;
     } finally {
