@@ -430,7 +430,7 @@ def _flush_every_second(run: Any) -> None:
 
     import gevent
 
-    from loadtest.webui.eventlog import EventLog, check_run
+    from loadtest.core.eventlog import EventLog, check_run
 
     event_log = EventLog()  # stalls, gaps and faults as log lines (Locust's Logs tab)
     while True:

@@ -18,11 +18,11 @@ from typing import Any
 
 from loadtest.collectors.collectorset import CollectorSet
 from loadtest.collectors.config import ALL_COLLECTORS, CollectorConfig
+from loadtest.core.eventlog import EventLog
 from loadtest.core.series import Event, Sample, SeriesStore
 from loadtest.deploy.deployment import load_deployment
 from loadtest.errors import UsageError
 from loadtest.safety import check_target
-from loadtest.webui.eventlog import EventLog
 
 DEFAULT_DURATION_S = 600.0
 # Flags that set the CollectorConfig field of the same name.

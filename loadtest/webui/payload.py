@@ -257,6 +257,11 @@ FORM_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("artifacts", "Artifacts folder"),
         ("run_name", "Run folder name"),
     )),
+    ("Integrity", (
+        ("integrity_appends", "APPENDs per session (integrity users)"),
+        ("integrity_fetches", "Acknowledged messages fetched and compared per session"),
+        ("integrity_cut_ratio", "Share of APPENDs cut by RST before the reply"),
+    )),
 )
 
 

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from loadtest.core.eventlog import EventLog
 from loadtest.core.series import SeriesStore
-from loadtest.webui.eventlog import EventLog
 
 
 def test_each_event_is_logged_when_it_opens_and_when_it_ends(
