@@ -3,8 +3,11 @@ run still has a verdict; a run folder that turns read-only mid-run still gives t
 
 from __future__ import annotations
 
+import csv
+import glob
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -136,3 +139,37 @@ def test_ctrl_c_during_deploy_up_leaves_no_folder_and_no_process(test_root: Path
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
     assert not root.exists()
     assert pids_mentioning(str(root) + "/") == []
+
+
+def test_cyrus_ioerror_is_counted_and_reported_by_deploy_down(make_deployment) -> None:
+    from loadtest.collectors import CollectorConfig, CollectorSet
+    from loadtest.collectors.series import SeriesStore
+    from loadtest.deploy.manager import deploy_down
+
+    deployment = make_deployment(users=2)
+    info = deployment.instances[0]
+    store = SeriesStore()
+    collectors = CollectorSet.from_deployment(deployment, store,
+                                              CollectorConfig(collectors=("errors",)))
+    collectors.start()
+    try:
+        time.sleep(1.5)  # a first sample: errors logged before this are not the run's
+        # An index imapd (the cyrus user) cannot open: SELECT answers NO, Cyrus logs IOERROR.
+        for index in glob.glob(f"{info.data_dir}/**/cyrus.index", recursive=True):
+            os.chmod(index, 0)
+        with open(info.users_file, newline="") as fh:
+            user, password = list(csv.reader(fh))[1]
+        with socket.create_connection((info.host, info.port), timeout=5) as sock:
+            reader = sock.makefile("rb")
+            reader.readline()
+            sock.sendall(f"a LOGIN {user} {password}\r\nb SELECT INBOX\r\n".encode())
+            answers = [reader.readline() for _ in range(2)]
+            while not answers[-1].startswith(b"b "):
+                answers.append(reader.readline())
+        assert answers[-1].startswith(b"b NO")
+        wait_for(lambda: any(s.value for s in store.samples("cyrus_errors")), timeout=10, step=0.2)
+    finally:
+        collectors.stop()
+    assert max(s.value for s in store.samples("cyrus_errors")) == 1
+    stopped = deploy_down(deployment.root)
+    assert "Cyrus errors in its log: 1 IOERROR; first: " in stopped[0]
