@@ -59,9 +59,10 @@ def make_ca(deployment_root: Path, label: str) -> Path:
 
 
 def issue_server_cert(ca_cert: Path, instance_root: Path, name: str, ip: str,
-                      uid: int, gid: int) -> TlsFiles:
+                      uid: int, gid: int, days: int = VALID_DAYS) -> TlsFiles:
     """A server certificate for ``ip`` (subjectAltName IP only: the suite connects by address)
-    signed by the CA, in ``instance_root/tls``; the key is 0600 and owned by ``uid``."""
+    signed by the CA, in ``instance_root/tls``; the key is 0600 and owned by ``uid``. A
+    negative ``days`` gives a certificate that has already expired (for tests)."""
     directory = instance_root / TLS_DIR
     directory.mkdir(mode=0o755, exist_ok=True)
     files = TlsFiles(cert=directory / "server.pem", key=directory / "server.key")
@@ -77,7 +78,7 @@ def issue_server_cert(ca_cert: Path, instance_root: Path, name: str, ip: str,
     _private(files.key, uid, gid)
     _openssl(["x509", "-req", "-in", "server.csr", "-CA", str(ca_cert),
               "-CAkey", str(ca_cert.with_name(CA_KEY)), "-set_serial",
-              str(secrets.randbits(63)), "-days", str(VALID_DAYS), "-extfile", extensions.name,
+              str(secrets.randbits(63)), "-days", str(days), "-extfile", extensions.name,
               "-out", files.cert.name], directory)
     (directory / "server.csr").unlink()
     extensions.unlink()

@@ -15,7 +15,7 @@ from test_users_locust import counts, run_locust
 from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import Deployment
 from loadtest.deploy.manager import deploy_down
-from loadtest.deploy.tls import make_ca
+from loadtest.deploy.tls import issue_server_cert, make_ca
 
 pytestmark = pytest.mark.cyrus
 
@@ -94,6 +94,21 @@ def test_name_mismatch_is_a_classified_tls_failure(cyrus_deployment: Deployment,
         "--imap-users-file", info.users_file, seconds=2)
     assert rc == 1
     assert {(r["Name"], r["Error"]) for r in failures} == {("CONNECT", "TLS (name mismatch)")}
+    assert "Traceback" not in stderr
+
+
+def test_expired_certificate_is_a_classified_tls_failure(make_deployment,
+                                                         tmp_path: Path) -> None:
+    deployment = make_deployment(users=2)
+    info = deployment.instances[0]
+    # imapd loads its certificate for every connection: replacing the files is enough.
+    _user, uid, gid = inst.service_user()
+    issue_server_cert(Path(deployment.ca_file), Path(info.root), info.name, info.host, uid, gid,
+                      days=-1)
+    rc, _stats, failures, stderr = run_locust("churn.py", deployment, tmp_path,
+                                              "--imap-tls", "implicit", users=2, seconds=2)
+    assert rc == 1
+    assert {(r["Name"], r["Error"]) for r in failures} == {("CONNECT", "TLS (expired)")}
     assert "Traceback" not in stderr
 
 
