@@ -163,7 +163,8 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
     ca_cert: Path | None = None
     try:
         if tls:
-            ca_cert = make_ca(root, root.name)
+            # A CN holds at most 64 characters: name the CA by a digest of its directory.
+            ca_cert = make_ca(root, hashlib.sha1(str(root).encode()).hexdigest()[:10])
         for slot, slot_port, tls_port in zip(slots, ports, tls_ports, strict=True):
             slot_options = options.updated(slot.service, slot.source or "topology")
             info = inst.lay_out(slot.name, root / slot.name, slot_options, port=slot_port,
