@@ -187,7 +187,8 @@ class Bench:
             env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
             self.churn_and_open_loop(env, "cyrus", "Cyrus")
             if self.args.tls:
-                self.tls_part(env, deployment.instances[0].master_pid)
+                info = deployment.instances[0]
+                self.tls_part(env, info.master_pid, Path(info.log_file))
         finally:
             deploy_down(deployment.root)  # also removes the directory
 
@@ -207,18 +208,29 @@ class Bench:
         if capacity:
             self.open_loop(env, capacity, against)
 
-    def tls_part(self, env: dict[str, str], master_pid: int | None) -> None:
+    def tls_part(self, env: dict[str, str], master_pid: int | None, log_file: Path) -> None:
         """Lean churn and floods over each TLS mode and plain, one after the other against the
-        same deployment, with Cyrus' CPU over each generator's window."""
+        same deployment, with Cyrus' CPU over each generator's window, and how many handshakes
+        Cyrus logged as resumed during each run (its syslog, captured when running as root)."""
         users = self.args.users
         for mode in TLS_BENCH_MODES:
             tls, _, resume = mode.partition("+")
             tls_env = {**env, **_lean_env(True), "LOADTEST_IMAP_TLS": tls if tls != "plain" else "none",
                        "LOADTEST_IMAP_TLS_RESUME": "on" if resume else "off"}
             self.say(f"lean churn over {mode} against Cyrus, {users} users ...")
-            self._guard(lambda e=tls_env, m=mode: fg.tls_churn_figures(self.generator(
-                {"kind": "churn", "users": users, "lean": True, "server_pid": master_pid}, e), m),
-                f"tls_{mode.replace('+', '_')}_cyrus_cpu_us", f"lean churn over {mode}", "µs")
+            before = handshakes_logged(log_file)
+
+            def measure(e: dict[str, str] = tls_env, m: str = mode,
+                        b: tuple[int, int] = before) -> list[fg.Figure]:
+                figs = fg.tls_churn_figures(self.generator(
+                    {"kind": "churn", "users": users, "lean": True, "server_pid": master_pid}, e), m)
+                after = handshakes_logged(log_file)
+                reused, new = after[0] - b[0], after[1] - b[1]
+                figs[1].detail["handshakes_reused"], figs[1].detail["handshakes_new"] = reused, new
+                return figs
+
+            self._guard(measure, f"tls_{mode.replace('+', '_')}_cyrus_cpu_us",
+                        f"lean churn over {mode}", "µs")
         for mode in ("plain", "implicit"):
             self.say(f"flood, connect-greeting-RST over {mode}, against Cyrus, {users} users ...")
             flood_env = {**env, "LOADTEST_IMAP_TLS": "none" if mode == "plain" else mode,
@@ -279,6 +291,16 @@ class Bench:
         self.context["machine"]["load_after"] = list(os.getloadavg())
         self.context["duration_s"] = round(time.time() - started, 1)
         return fg.document(self.figures, self.context)
+
+
+def handshakes_logged(log_file: Path) -> tuple[int, int]:
+    """(resumed, new) TLS handshakes in an instance's captured syslog ("starttls: ... bits
+    reused)" / "bits new)"); (0, 0) when there is no log."""
+    try:
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        return 0, 0
+    return text.count("bits reused)"), text.count("bits new)")
 
 
 def parse_collectors_cost(output: str) -> tuple[float | None, dict[str, Any]]:

@@ -70,7 +70,10 @@ def test_resumption_is_what_cyrus_logs(make_deployment, tmp_path: Path) -> None:
     assert rc == 0, stderr[-2000:]
     log = Path(deployment.instances[0].log_file).read_text(errors="replace")
     reused, new = log.count("bits reused)"), log.count("bits new)")
-    assert reused > new > 0, (reused, new)  # one full handshake per user, then resumed
+    # Cyrus resumes only a share of the sessions offered (measured between a tenth and two
+    # thirds, see docs/benchmarks.md); without resumption it resumes none.
+    assert reused > 0 and new > 0, (reused, new)
+    assert "TLSv1.2 with cipher" in log and "TLSv1.3 with cipher" not in log
 
 
 def test_wrong_ca_is_a_classified_tls_failure(cyrus_deployment: Deployment,

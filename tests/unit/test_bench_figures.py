@@ -152,3 +152,13 @@ def test_volatile_dir_follows_debian_layout_on_disk() -> None:
 
 def test_filesystem_of_the_bench_directories() -> None:
     assert cli.filesystem_type(Path("/dev/shm")) == "tmpfs"
+
+
+def test_handshakes_logged_counts_resumed_and_new(tmp_path: Path) -> None:
+    log = tmp_path / "syslog.log"
+    log.write_text(
+        "<21>x loadtest-s/imaps[1]: starttls: TLSv1.3 with cipher A (256/256 bits new) no auth\n"
+        "<21>x loadtest-s/imaps[2]: starttls: TLSv1.2 with cipher B (256/256 bits reused) no auth\n"
+        "<21>x loadtest-s/imaps[2]: starttls: TLSv1.2 with cipher B (256/256 bits reused) no auth\n")
+    assert cli.handshakes_logged(log) == (2, 1)
+    assert cli.handshakes_logged(tmp_path / "none") == (0, 0)
