@@ -49,8 +49,8 @@ def make_ssl_context(ca_file: str | None, verify: bool = True,
     Cyrus 3.6 sets up its TLS context afresh for every connection, so it can never decrypt a
     ticket (each has a new random ticket key) and its TLS 1.3 resumption never succeeds; it
     resumes only from its session cache (tls_sessions.db, shared by its processes), which TLS
-    1.2 session IDs use. Measured: TLS 1.3 with or without tickets, 0 of 3 resumed; TLS 1.2
-    without tickets, 2 of 3 (all but the first).
+    1.2 session IDs use. Measured (`bench --tls`): TLS 1.3, none of 2,627 resumed; TLS 1.2
+    without tickets, about half (1,529 of 3,073).
     """
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
     if not verify:
