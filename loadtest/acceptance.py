@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.errors import EXIT_FAIL, UsageError
+from loadtest.imap.transport import TLS_MODES, TLS_NONE
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
 DEFAULT_DURATION = 90.0
@@ -42,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of starting one")
     parser.add_argument("--provision-users", default="100",
                         help="test users in the deployment it starts (default 100)")
+    parser.add_argument("--imap-tls", choices=TLS_MODES, default=TLS_NONE,
+                        help="run the load over TLS: implicit (the deployment's imaps port) or "
+                        "starttls; the deployment's own CA verifies it (default none). The "
+                        "collectors' probes stay on plain IMAP")
+    parser.add_argument("--imap-tls-resume", choices=("on", "off"), default="off",
+                        help="TLS session resumption (see locust --help)")
 
 
 def number_arg(text: str, flag: str, kind: type = float, minimum: float = 1) -> Any:
@@ -68,12 +75,20 @@ def run(args: argparse.Namespace) -> int:
         artifacts=args.artifacts,
         duration=duration,
         locust_args=["--acceptance-duration", str(duration), "--acceptance-users", str(users),
-                     "--acceptance-held", str(held)],
+                     "--acceptance-held", str(held), *tls_args(args)],
         summary=f"{duration:.0f} s of load: {held} held sessions, churn ramp to {users} users, "
-                f"then {users} reconnect-flood users",
+                f"then {users} reconnect-flood users"
+                + (f", over TLS ({args.imap_tls})" if args.imap_tls != TLS_NONE else ""),
         deployment=args.deployment,
         deploy_kwargs={"users": provision},
     ))
+
+
+def tls_args(args: argparse.Namespace) -> list[str]:
+    """The locust flags for --imap-tls / --imap-tls-resume (nothing for plain IMAP)."""
+    if args.imap_tls == TLS_NONE:
+        return []
+    return ["--imap-tls", args.imap_tls, "--imap-tls-resume", args.imap_tls_resume]
 
 
 @dataclass

@@ -70,14 +70,19 @@ def _deploy_up(args: argparse.Namespace) -> int:
     with _progress() as progress:
         deployment = deploy_up(root, users=args.users, instances=args.instances, slots=slots,
                                port=args.port, options=options, progress=progress, timing=timing,
-                               sources=sources, volatile_dir=args.volatile_dir)
+                               sources=sources, volatile_dir=args.volatile_dir,
+                               tls=args.tls != "none")
     for info in deployment.instances:
-        print(f"{info.name}: imap on {info.address}, master pid {info.master_pid}, "
+        imaps = f", imaps on {info.host}:{info.tls_port}" if info.tls_port else ""
+        print(f"{info.name}: imap on {info.address}{imaps}, master pid {info.master_pid}, "
               f"users in {info.users_file}")
     print(f"provisioned {timing.users} users in {timing.total_s:.1f} s "
           f"(passwords {timing.sasl_s:.1f} s, start {timing.start_s:.1f} s, "
           f"mailboxes {timing.mailboxes_s:.1f} s)")
     print(f"deployment: {deployment.path}")
+    if deployment.ca_file:
+        print(f"TLS: certificates signed by {deployment.ca_file} (load runs take it from "
+              "the deployment: --imap-tls implicit|starttls)")
     if args.dir:
         print(f"point load runs at it with --deployment {deployment.path} "
               f"or LOADTEST_DEPLOYMENT={deployment.path}")
@@ -198,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="IMAP port of the first instance (default: free ports)")
     for flag, (field, text) in SERVICE_FLAGS.items():
         up.add_argument(flag, dest=field, type=int, help=text)
+    up.add_argument("--tls", choices=("on", "none"), default="on",
+                    help="on (default): a CA made for the deployment, a certificate per instance, "
+                    "imaps on its own port and STARTTLS on the plain one; none: plain IMAP only")
     up.add_argument("--rotating-binary", action="store_true",
                     help="run imapd through a symlink, for the rotate-binary fault")
     up.set_defaults(func=_deploy_up)

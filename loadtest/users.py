@@ -87,6 +87,8 @@ class ImapUser(User):
             context = self._context
         else:
             context = {"instance": self.target.instance, "failure_class": failure.failure_class}
+            if failure.detail:
+                context["failure_detail"] = failure.detail
         self._fire(
             request_type=f.REQUEST_TYPE,
             name=step,

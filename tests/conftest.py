@@ -53,11 +53,11 @@ def make_deployment(test_root: Path, request: pytest.FixtureRequest) -> Iterator
     created: list[Deployment] = []
 
     def make(*, users: int = 10, instances: int = 1, root_dir: Path | None = None,
-             volatile_dir: Path | None = None, **options: object) -> Deployment:
+             volatile_dir: Path | None = None, tls: bool = True, **options: object) -> Deployment:
         # Short: unix socket paths below it must fit in 108 bytes.
         name = f"{request.node.name[5:25]}-{len(created)}".strip("_").replace("[", "-").replace("]", "")
         deployment = deploy_up(root_dir or test_root / name, users=users, instances=instances,
-                               options=options, volatile_dir=volatile_dir)
+                               options=options, volatile_dir=volatile_dir, tls=tls)
         created.append(deployment)
         return deployment
 

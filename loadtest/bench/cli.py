@@ -57,11 +57,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip", default="",
                         help="comma-separated parts to leave out: responder, held, cyrus, "
                              "collectors")
+    parser.add_argument("--tls", action="store_true",
+                        help="also compare TLS with plain IMAP on the bench's Cyrus, side by side: "
+                             "lean churn over plain, implicit, starttls, each TLS mode with and "
+                             "without resumption (generator and Cyrus CPU per session), and the "
+                             "flood over plain and implicit TLS")
     parser.add_argument("--json", dest="json_path", default=None,
                         help="also write the figures as JSON to this file")
 
 
 PARTS = ("responder", "held", "cyrus", "collectors")
+# Run side by side in this order by --tls (MODE or MODE+resume).
+TLS_BENCH_MODES = ("plain", "implicit", "starttls", "implicit+resume", "starttls+resume")
 
 
 def check_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -178,7 +185,11 @@ class Bench:
                                sources={"dir": "flag --deploy-dir",
                                         "volatile_dir": "flag --volatile-dir"})
         try:
-            self.churn_and_open_loop({"LOADTEST_DEPLOYMENT": str(deployment.path)}, "cyrus", "Cyrus")
+            env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
+            self.churn_and_open_loop(env, "cyrus", "Cyrus")
+            if self.args.tls:
+                info = deployment.instances[0]
+                self.tls_part(env, info.master_pid, Path(info.log_file))
         finally:
             deploy_down(deployment.root)  # also removes the directory
 
@@ -197,6 +208,37 @@ class Bench:
                 capacity = figs[1].value
         if capacity:
             self.open_loop(env, capacity, against)
+
+    def tls_part(self, env: dict[str, str], master_pid: int | None, log_file: Path) -> None:
+        """Lean churn and floods over each TLS mode and plain, one after the other against the
+        same deployment, with Cyrus' CPU over each generator's window, and how many handshakes
+        Cyrus logged as resumed during each run (its syslog, captured when running as root)."""
+        users = self.args.users
+        for mode in TLS_BENCH_MODES:
+            tls, _, resume = mode.partition("+")
+            tls_env = {**env, **_lean_env(True), "LOADTEST_IMAP_TLS": tls if tls != "plain" else "none",
+                       "LOADTEST_IMAP_TLS_RESUME": "on" if resume else "off"}
+            self.say(f"lean churn over {mode} against Cyrus, {users} users ...")
+            before = handshakes_logged(log_file)
+
+            def measure(e: dict[str, str] = tls_env, m: str = mode,
+                        b: tuple[int, int] = before) -> list[fg.Figure]:
+                figs = fg.tls_churn_figures(self.generator(
+                    {"kind": "churn", "users": users, "lean": True, "server_pid": master_pid}, e), m)
+                after = handshakes_logged(log_file)
+                reused, new = after[0] - b[0], after[1] - b[1]
+                figs[1].detail["handshakes_reused"], figs[1].detail["handshakes_new"] = reused, new
+                return figs
+
+            self._guard(measure, f"tls_{mode.replace('+', '_')}_cyrus_cpu_us",
+                        f"lean churn over {mode}", "µs")
+        for mode in ("plain", "implicit"):
+            self.say(f"flood, connect-greeting-RST over {mode}, against Cyrus, {users} users ...")
+            flood_env = {**env, "LOADTEST_IMAP_TLS": "none" if mode == "plain" else mode,
+                         "LOADTEST_IMAP_DISCONNECT": "reset"}
+            self._guard(lambda e=flood_env, m=mode: fg.tls_flood_figures(self.generator(
+                {"kind": "flood", "users": users, "server_pid": master_pid}, e), m),
+                f"tls_{mode}_flood_cycles_per_s", f"flood over {mode}", "cycles/s")
 
     def open_loop(self, env: dict[str, str], capacity: float, against: str) -> None:
         """Lean churn paced at OPEN_LOOP_SHARE of the capacity just measured against the same
@@ -250,6 +292,16 @@ class Bench:
         self.context["machine"]["load_after"] = list(os.getloadavg())
         self.context["duration_s"] = round(time.time() - started, 1)
         return fg.document(self.figures, self.context)
+
+
+def handshakes_logged(log_file: Path) -> tuple[int, int]:
+    """(resumed, new) TLS handshakes in an instance's captured syslog ("starttls: ... bits
+    reused)" / "bits new)"); (0, 0) when there is no log."""
+    try:
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        return 0, 0
+    return text.count("bits reused)"), text.count("bits new)")
 
 
 def parse_collectors_cost(output: str) -> tuple[float | None, dict[str, Any]]:

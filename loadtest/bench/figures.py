@@ -101,6 +101,50 @@ def churn_figures(raw: dict[str, Any], path: str, against: str) -> list[Figure]:
     ]
 
 
+SERVER_CPU_METHOD = ("user+system CPU of Cyrus' master, its live imapds and the reaped ones "
+                     "(master's cutime/cstime) over the window / {count} completed in the window")
+
+
+def tls_churn_figures(raw: dict[str, Any], mode: str) -> list[Figure]:
+    """Generator and Cyrus CPU per session and sessions/s of one lean churn run over ``mode``
+    (plain, implicit, starttls, implicit+resume, starttls+resume), all against one deployment."""
+    sessions = completed(raw, "LOGOUT")
+    server_cpu = raw.get("server_cpu_seconds")
+    key = mode.replace("+", "_")
+    detail = {"sessions": sessions, "wall_s": round(float(raw["wall_seconds"]), 3),
+              "failures": raw.get("total_failures", 0),
+              "connect_p50_ms": raw.get("steps", {}).get("CONNECT", {}).get("p50_ms")}
+    return [
+        Figure(f"tls_{key}_generator_cpu_us", f"lean churn over {mode}: generator CPU per session",
+               _round(ratio(window_cpu(raw), sessions, 1e6)), "µs",
+               CPU_METHOD.format(count="sessions (LOGOUT succeeded)"), detail),
+        Figure(f"tls_{key}_cyrus_cpu_us", f"lean churn over {mode}: Cyrus CPU per session",
+               _round(ratio(server_cpu or 0.0, sessions, 1e6)) if server_cpu is not None else None,
+               "µs", SERVER_CPU_METHOD.format(count="sessions"), dict(detail)),
+        Figure(f"tls_{key}_sessions_per_s", f"lean churn over {mode}: sessions/s at "
+               f"{raw['users']} users", _round(ratio(sessions, float(raw["wall_seconds"]))),
+               "sessions/s", "LOGOUT successes in the window / wall seconds", {}),
+    ]
+
+
+def tls_flood_figures(raw: dict[str, Any], mode: str) -> list[Figure]:
+    """Connect-greeting-RST cycles/s over ``mode`` and what each costs Cyrus."""
+    cycles = completed(raw, "CONNECT")
+    key = mode.replace("+", "_")
+    server_cpu = raw.get("server_cpu_seconds")
+    return [
+        Figure(f"tls_{key}_flood_cycles_per_s", f"flood over {mode}: connect-greeting-RST "
+               f"cycles/s at {raw['users']} users",
+               _round(ratio(cycles, float(raw["wall_seconds"]))), "cycles/s",
+               "CONNECT successes in the window / wall seconds",
+               {"cycles": cycles, "failures": raw.get("total_failures", 0),
+                "generator_us_per_cycle": _round(ratio(window_cpu(raw), cycles, 1e6))}),
+        Figure(f"tls_{key}_flood_cyrus_cpu_us", f"flood over {mode}: Cyrus CPU per cycle",
+               _round(ratio(server_cpu or 0.0, cycles, 1e6)) if server_cpu is not None else None,
+               "µs", SERVER_CPU_METHOD.format(count="cycles"), {}),
+    ]
+
+
 def flood_figure(raw: dict[str, Any]) -> Figure:
     cycles = completed(raw, "CONNECT")
     cpu = window_cpu(raw)

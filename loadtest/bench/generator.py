@@ -11,7 +11,9 @@ stats are reset and ``getrusage(RUSAGE_SELF)`` read (user + system CPU of this w
 every greenlet, Locust's own work, the listeners); at the end of the window both are read again.
 
 Kinds: ``churn`` (ChurnUser), ``flood`` (ReconnectFloodUser), ``held`` (HeldSessionUser: RSS
-before spawning and once every user is logged in).
+before spawning and once every user is logged in). With ``server_pid`` (a Cyrus master) the
+server's CPU over the same window too: master, its live children and the reaped ones (their CPU
+lands in master's cutime/cstime once master reaps them).
 """
 
 from __future__ import annotations
@@ -34,6 +36,17 @@ def rss_bytes() -> int:
 def cpu_times() -> tuple[float, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime, usage.ru_stime
+
+
+def server_cpu_seconds(master_pid: int | None) -> float:
+    """CPU seconds of a Cyrus master, its reaped children (exited imapds) and its live ones."""
+    if not master_pid:
+        return 0.0
+    import os
+
+    from loadtest.collectors.samplers import tree_cpu_ticks
+
+    return tree_cpu_ticks(int(master_pid)) / os.sysconf("SC_CLK_TCK")
 
 
 def _entry(stats: Any, name: str, method: str = "IMAP") -> dict[str, Any]:
@@ -97,9 +110,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             gevent.sleep(0.05)
         gevent.sleep(float(spec.get("warmup", 1.0)))
         stats.reset_all()
+        server_pid = spec.get("server_pid")
+        server0 = server_cpu_seconds(server_pid)
         cpu0, wall0 = cpu_times(), time.monotonic()
         gevent.sleep(float(spec["seconds"]))
         cpu1, wall1 = cpu_times(), time.monotonic()
+        if server_pid:
+            out["server_cpu_seconds"] = server_cpu_seconds(server_pid) - server0
         out["wall_seconds"] = wall1 - wall0
         out["user_cpu_seconds"] = cpu1[0] - cpu0[0]
         out["system_cpu_seconds"] = cpu1[1] - cpu0[1]

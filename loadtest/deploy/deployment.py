@@ -45,6 +45,8 @@ class InstanceInfo:
     role: str = "standalone"  # standalone | master | replica
     options: dict[str, Any] = field(default_factory=dict)  # service options it was rendered with
     volatile_root: str | None = None  # proc, lock, sockets, stats here (a tmpfs) when set
+    tls_port: int | None = None  # imaps (TLS from the first byte); None with `deploy up --tls none`
+    tls_cert: str | None = None  # server certificate (signed by the deployment's CA)
 
     @property
     def address(self) -> str:
@@ -60,6 +62,7 @@ class Deployment:
     admin_password_file: str  # mode 0600; never copied into artifacts
     created: float = 0.0
     version: int = FORMAT_VERSION
+    ca_file: str | None = None  # the CA that signed every instance's certificate; None: no TLS
 
     @property
     def path(self) -> Path:

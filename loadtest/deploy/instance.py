@@ -22,10 +22,12 @@ from loadtest.deploy.procs import pid_alive, pids_mentioning, terminate, wait_go
 from loadtest.deploy.render import (
     InstancePaths,
     ServiceOptions,
+    TlsFiles,
     cyrus_bin_dir,
     render_cyrus_conf,
     render_imapd_conf,
 )
+from loadtest.deploy.tls import issue_server_cert
 from loadtest.errors import UsageError
 
 HOST = "127.0.0.1"
@@ -88,8 +90,10 @@ def can_capture_syslog() -> bool:
 
 
 def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_user: str,
-            users_file: Path | None = None, volatile: Path | None = None) -> InstanceInfo:
-    """Create the instance directory and render its configs. Nothing runs yet."""
+            users_file: Path | None = None, volatile: Path | None = None,
+            ca_cert: Path | None = None, tls_port: int | None = None) -> InstanceInfo:
+    """Create the instance directory and render its configs. Nothing runs yet. With
+    ``ca_cert`` and ``tls_port``: a certificate signed by that CA and an imaps service."""
     bin_dir = check_cyrus_installed()
     paths = InstancePaths(root, volatile)
     longest = max((paths.syslog_socket, paths.socket_dir / "notify"), key=lambda p: len(str(p)))
@@ -105,10 +109,15 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         paths.imapd_link.unlink(missing_ok=True)
         paths.imapd_link.symlink_to(bin_dir / "imapd")
         options = replace(options, imapd_binary=str(paths.imapd_link))
+    tls: TlsFiles | None = None
+    if ca_cert is not None and tls_port is not None:
+        tls = issue_server_cert(ca_cert, paths.root, name, HOST, uid, gid)
+    else:
+        tls_port = None
     paths.imapd_conf.write_text(render_imapd_conf(name, paths, options, admin_user=admin_user,
-                                                  cyrus_user=cyrus_user))
+                                                  cyrus_user=cyrus_user, tls=tls))
     paths.cyrus_conf.write_text(render_cyrus_conf(name, paths, options, host=HOST, port=port,
-                                                  bin_dir=bin_dir))
+                                                  bin_dir=bin_dir, tls_port=tls_port))
     if can_capture_syslog():
         _build_fake_dev(paths)
     for directory in paths.directories():
@@ -122,6 +131,7 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         log_file=str(paths.log_file), master_log=str(paths.master_log),
         users_file=str(users_file or paths.users_file), options=options.as_dict(),
         volatile_root=str(volatile) if volatile else None,
+        tls_port=tls_port, tls_cert=str(tls.cert) if tls else None,
     )
 
 

@@ -29,6 +29,7 @@ from loadtest.deploy.provision import (
     write_users_file,
 )
 from loadtest.deploy.render import InstancePaths, ServiceOptions
+from loadtest.deploy.tls import make_ca
 from loadtest.deploy.topology import SlotSpec, standalone_slots
 from loadtest.errors import UsageError
 
@@ -142,14 +143,26 @@ def _ports(count: int, port: int | None, source: str) -> list[int]:
     return ports
 
 
+def _free_ports(count: int, taken: Sequence[int]) -> list[int]:
+    """``count`` free ports, none of them in ``taken`` nor twice."""
+    ports: list[int] = []
+    while len(ports) < count:
+        candidate = inst.free_port()
+        if candidate not in taken and candidate not in ports:
+            ports.append(candidate)
+    return ports
+
+
 def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
               slots: Sequence[SlotSpec] | None = None, port: int | None = None,
               options: ServiceOptions | dict[str, Any] | None = None,
               progress: ProgressFn | None = None, timing: Timing | None = None,
               sources: dict[str, str] | None = None,
-              volatile_dir: str | Path | None = None) -> Deployment:
+              volatile_dir: str | Path | None = None, tls: bool = True) -> Deployment:
     """Start and provision a deployment in ``root``; ``sources`` names where each argument
-    came from (flag, env, file) for error messages."""
+    came from (flag, env, file) for error messages. With ``tls`` (the default) a CA made for
+    the deployment signs a certificate for every instance, which serves imaps on a port of
+    its own beside imap (STARTTLS on the plain port)."""
     sources = sources or {}
     started = time.monotonic()
     timing = timing or Timing()
@@ -167,21 +180,27 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
     check_user_count(sum(slot.users for slot in slots), root, sources.get("users", "argument"))
     # Every check before the directory is touched: a refusal leaves nothing behind.
     ports = _ports(len(slots), port, sources.get("port", "flag --port"))
+    tls_ports: list[int | None] = list(_free_ports(len(slots), ports)) if tls else [None] * len(slots)
     _prepare_root(root, sources.get("dir", "flag --dir"))
 
     infos: list[InstanceInfo] = []
     all_users: list[TestUser] = []
     next_user = 1
+    ca_cert: Path | None = None
     try:
         admin_password = secrets.token_urlsafe(16)
         password_file = root / ADMIN_PASSWORD_FILE
         password_file.touch(mode=0o600)
         password_file.write_text(admin_password + "\n")
-        for slot, slot_port in zip(slots, ports, strict=True):
+        if tls:
+            # A CN holds at most 64 characters: name the CA by a digest of its directory.
+            ca_cert = make_ca(root, hashlib.sha1(str(root).encode()).hexdigest()[:10])
+        for slot, slot_port, tls_port in zip(slots, ports, tls_ports, strict=True):
             slot_options = options.updated(slot.service, slot.source or "topology")
             info = inst.lay_out(slot.name, root / slot.name, slot_options, port=slot_port,
                                 admin_user=ADMIN_USER,
-                                volatile=volatile / slot.name if volatile else None)
+                                volatile=volatile / slot.name if volatile else None,
+                                ca_cert=ca_cert, tls_port=tls_port)
             info.store, info.role = slot.store, slot.role
             infos.append(info)
             slot_users = make_users(slot.users, first=next_user, instance=slot.name)
@@ -244,7 +263,7 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
     write_users_file(users_file, all_users, with_instance=True)
     deployment = Deployment(root=str(root), instances=infos, users_file=str(users_file),
                             admin_user=ADMIN_USER, admin_password_file=str(password_file),
-                            created=time.time())
+                            created=time.time(), ca_file=str(ca_cert) if ca_cert else None)
     deployment.save()
     timing.users = len(all_users)
     timing.total_s = time.monotonic() - started

@@ -87,6 +87,14 @@ def _coerce(key: str, raw: Any, kind: type, source: str) -> Any:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """An instance's certificate and key (made by loadtest.deploy.tls)."""
+
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
 class InstancePaths:
     """Where one instance keeps everything: derived from its root directory and, optionally, a
     volatile directory (a tmpfs, as Debian's /run/cyrus) for what is rewritten per connection:
@@ -159,8 +167,20 @@ def cyrus_bin_dir() -> tuple[Path, str]:
     return Path(CYRUS_BIN_DIR), "default"
 
 
+def _tls_lines(tls: TlsFiles | None) -> str:
+    if tls is None:
+        return "# TLS: off (deploy up --tls none)"
+    return ("# TLS: imaps on its own port, STARTTLS on the plain one; certificate signed by the\n"
+            "# deployment's own CA.\n"
+            f"tls_server_cert: {tls.cert}\n"
+            f"tls_server_key: {tls.key}\n"
+            "# No client certificates: production IMAP clients send none.\n"
+            "tls_client_certs: off")
+
+
 def render_imapd_conf(name: str, paths: InstancePaths, options: ServiceOptions, *,
-                      admin_user: str, cyrus_user: str | None) -> str:
+                      admin_user: str, cyrus_user: str | None,
+                      tls: TlsFiles | None = None) -> str:
     template = Template((fixtures_dir() / "cyrus" / "imapd.conf.tmpl").read_text())
     return template.substitute(
         instance_name=name, root=paths.root, config_dir=paths.config_dir,
@@ -169,20 +189,34 @@ def render_imapd_conf(name: str, paths: InstancePaths, options: ServiceOptions, 
         sasldb_path=paths.sasldb, servername=SERVERNAME, syslog_prefix=f"loadtest-{name}",
         cyrus_user_line=f"cyrus_user: {cyrus_user}" if cyrus_user else "",
         prometheus_update_freq=options.prometheus_update_freq, admin_user=admin_user,
-        failedloginpause=options.failedloginpause,
+        failedloginpause=options.failedloginpause, tls_lines=_tls_lines(tls),
     )
 
 
 def render_cyrus_conf(name: str, paths: InstancePaths, options: ServiceOptions, *,
-                      host: str, port: int, bin_dir: Path) -> str:
+                      host: str, port: int, bin_dir: Path, tls_port: int | None = None) -> str:
+    """cyrus.conf; with ``tls_port`` an `imaps` service (imapd -s: TLS from the first byte)
+    beside `imap`, with the same process options."""
     template = Template((fixtures_dir() / "cyrus" / "cyrus.conf.tmpl").read_text())
     idled = f'  idled  cmd="{bin_dir}/idled -C {paths.imapd_conf}"' if options.idled else ""
+    imapd = options.imapd_binary or f"{bin_dir}/imapd"
+    imaps = ""
+    if tls_port is not None:
+        imaps = (f'  imaps cmd="{imapd} -s -C {paths.imapd_conf} -U {options.imapd_reuse} '
+                 f'-T {options.imapd_idle_timeout}" listen="{host}:{tls_port}" '
+                 f"prefork={options.prefork} maxchild={options.maxchild}"
+                 f"{_limit_attributes(options)}")
     return template.substitute(
         instance_name=name, bin_dir=bin_dir, imapd_conf=paths.imapd_conf,
-        imapd_binary=options.imapd_binary or f"{bin_dir}/imapd",
+        imapd_binary=imapd, imaps_line=imaps,
         imapd_reuse=options.imapd_reuse, imapd_idle_timeout=options.imapd_idle_timeout,
         host=host, port=port, prefork=options.prefork, maxchild=options.maxchild,
         maxforkrate_attr=f" maxforkrate={options.maxforkrate}" if options.maxforkrate else "",
         babysit_attr=" babysit=1" if options.babysit else "",
         idled_line=idled,
     )
+
+
+def _limit_attributes(options: ServiceOptions) -> str:
+    return ((f" maxforkrate={options.maxforkrate}" if options.maxforkrate else "")
+            + (" babysit=1" if options.babysit else ""))

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 
 from loadtest.core.credentials import Credential, pattern_credentials, read_users_file
-from loadtest.deploy.deployment import Deployment, load_deployment
+from loadtest.deploy.deployment import Deployment, InstanceInfo, load_deployment
 from loadtest.errors import UsageError
 from loadtest.imap import failures as f
 from loadtest.imap.transport import (
@@ -42,7 +42,8 @@ HELD_STEPS = (f.NOOP, f.STATUS, f.IDLE)
 
 declare(
     Option("imap_host", "IMAP host to load (default: the instances in deployment.json)"),
-    Option("imap_port", "IMAP port (default 143, 993 with --imap-tls implicit)", parse=port),
+    Option("imap_port", "IMAP port (default 143, 993 with --imap-tls implicit; with a "
+           "deployment, its imap or imaps port)", parse=port),
     Option("deployment", "deployment.json (or its directory) to take targets and users from"),
     Option("imap_instances", "comma-separated instance names of the deployment to load "
            "(default: all, users spread across them)", parse=name_list()),
@@ -50,7 +51,12 @@ declare(
            default=False, flag_only=True, web_ui=False),
     Option("imap_tls", "TLS: none, implicit (IMAPS) or starttls", default=TLS_NONE,
            choices=TLS_MODES),
-    Option("imap_ca_file", "CA certificates (PEM) to verify the server with"),
+    Option("imap_ca_file", "CA certificates (PEM) to verify the server with (default: the "
+           "deployment's own CA)"),
+    Option("imap_tls_resume", "TLS session resumption: on (each user offers its last session: "
+           "TLS 1.2 session IDs, the only resumption Cyrus 3.6 accepts) or off (a full TLS 1.3 "
+           "handshake per connection)",
+           default="off", choices=("on", "off")),
     Option("imap_tls_insecure", "do not verify the server's certificate", default=False,
            flag_only=True),
     Option("imap_users_file", "CSV username,password[,instance] (default: the deployment's)"),
@@ -112,7 +118,7 @@ class ImapConfig:
 
 def build_config(settings: Settings, require_credentials: bool = True) -> ImapConfig:
     """Resolve targets and credentials; raise UsageError (one line) on anything wrong."""
-    ssl_context = _ssl_context(settings)
+    _check_ca_file(settings)
     tls = settings["imap_tls"]
     allow_remote = settings["allow_remote_target"]
     host = settings["imap_host"]
@@ -120,7 +126,9 @@ def build_config(settings: Settings, require_credentials: bool = True) -> ImapCo
     if host:
         port_ = settings["imap_port"] or (993 if tls == TLS_IMPLICIT else 143)
         check_target(host, allow_remote, settings.source("imap_host"))
-        targets = [Target(host, port_, None, tls, ssl_context)]
+        ssl_context = _ssl_context(settings, settings["imap_ca_file"],
+                                   settings.source("imap_ca_file"))
+        targets = [Target(host, port_, None, tls, ssl_context, _resume(settings))]
     else:
         deployment = load_deployment(settings["deployment"], settings.source("deployment"))
         instances = deployment.instances
@@ -131,12 +139,12 @@ def build_config(settings: Settings, require_credentials: bool = True) -> ImapCo
                 f"--imap-port (from {settings.source('imap_port')}) needs a single target; "
                 f"the deployment has {len(instances)} instances (choose with --imap-instances)"
             )
+        ssl_context = _deployment_ssl_context(settings, deployment)
         targets = []
         for inst in instances:
             check_target(inst.host, allow_remote, f"{deployment.origin} instance {inst.name}")
-            targets.append(
-                Target(inst.host, settings["imap_port"] or inst.port, inst.name, tls, ssl_context)
-            )
+            port_ = settings["imap_port"] or _instance_port(settings, deployment, inst)
+            targets.append(Target(inst.host, port_, inst.name, tls, ssl_context, _resume(settings)))
     slots = _slots(settings, targets, deployment, require_credentials)
     disconnect = settings["imap_disconnect"]
     steps = settings["imap_churn_steps"]
@@ -162,21 +170,55 @@ def build_config(settings: Settings, require_credentials: bool = True) -> ImapCo
     )
 
 
-def _ssl_context(settings: Settings):
+def _check_ca_file(settings: Settings) -> None:
     ca_file = settings["imap_ca_file"]
     if ca_file and not os.path.isfile(ca_file):
         raise UsageError(
             f"CA file {ca_file} (from {settings.source('imap_ca_file')}) does not exist"
         )
+
+
+def _ssl_context(settings: Settings, ca_file: str | None, source: str):
     if settings["imap_tls"] == TLS_NONE:
         return None
     try:
-        return make_ssl_context(ca_file, verify=not settings["imap_tls_insecure"])
+        return make_ssl_context(ca_file, verify=not settings["imap_tls_insecure"],
+                                resume=_resume(settings))
     except Exception as exc:  # ssl.SSLError on a file that is not PEM certificates
         raise UsageError(
-            f"CA file {ca_file} (from {settings.source('imap_ca_file')}) is not usable: "
-            f"{exc.__class__.__name__}"
+            f"CA file {ca_file} (from {source}) is not usable: {exc.__class__.__name__}"
         ) from None
+
+
+def _resume(settings: Settings) -> bool:
+    return settings["imap_tls"] != TLS_NONE and settings["imap_tls_resume"] == "on"
+
+
+def _no_tls(settings: Settings, deployment: Deployment) -> UsageError:
+    return UsageError(
+        f"--imap-tls {settings['imap_tls']} (from {settings.source('imap_tls')}): the "
+        f"deployment {deployment.path} serves no TLS (deployed with --tls none); redeploy "
+        "without it, or load it with --imap-tls none"
+    )
+
+
+def _deployment_ssl_context(settings: Settings, deployment: Deployment):
+    """The context for a deployment's instances: --imap-ca-file if given, else the CA that
+    `deploy up` made for the deployment."""
+    if settings["imap_ca_file"]:
+        return _ssl_context(settings, settings["imap_ca_file"], settings.source("imap_ca_file"))
+    if settings["imap_tls"] != TLS_NONE and not deployment.ca_file:
+        raise _no_tls(settings, deployment)
+    return _ssl_context(settings, deployment.ca_file, f"{deployment.path} ca_file")
+
+
+def _instance_port(settings: Settings, deployment: Deployment, inst: InstanceInfo) -> int:
+    """The imaps port for implicit TLS, the imap port otherwise (STARTTLS starts on it)."""
+    if settings["imap_tls"] != TLS_IMPLICIT:
+        return inst.port
+    if inst.tls_port is None:
+        raise _no_tls(settings, deployment)
+    return inst.tls_port
 
 
 def _credentials(

@@ -57,23 +57,49 @@ PHASE_LOGIN = "login"  # LOGIN sent, waiting for its completion
 PHASE_COMMAND = "command"  # any other command
 
 
-class StepFailure(Exception):
-    """A step failed with a known class. ``str()`` is the class and nothing else."""
+# Why a TLS handshake failed (StepFailure.detail): a small fixed set, so the failure table keeps
+# one row per reason.
+TLS_UNKNOWN_CA = "unknown CA"
+TLS_NAME_MISMATCH = "name mismatch"
+TLS_EXPIRED = "expired"
+TLS_NOT_YET_VALID = "not yet valid"
+TLS_CERTIFICATE_REJECTED = "certificate rejected"  # any other verification error
+TLS_HANDSHAKE_FAILED = "handshake failed"  # not a certificate problem: protocol, alert, ...
+# OpenSSL's X509_V_ERR_* codes (x509_vfy.h), as ssl.SSLCertVerificationError.verify_code.
+_VERIFY_REASONS = {
+    2: TLS_UNKNOWN_CA,  # unable to get issuer certificate
+    9: TLS_NOT_YET_VALID,
+    10: TLS_EXPIRED,
+    18: TLS_UNKNOWN_CA,  # self-signed certificate
+    19: TLS_UNKNOWN_CA,  # self-signed certificate in chain
+    20: TLS_UNKNOWN_CA,  # unable to get local issuer certificate
+    21: TLS_UNKNOWN_CA,  # unable to verify the first certificate
+    62: TLS_NAME_MISMATCH,  # hostname mismatch
+    63: TLS_NAME_MISMATCH,  # email address mismatch
+    64: TLS_NAME_MISMATCH,  # IP address mismatch
+}
 
-    def __init__(self, failure_class: str, step: str) -> None:
+
+class StepFailure(Exception):
+    """A step failed with a known class. ``str()`` is the class and nothing else; ``detail``
+    (TLS failures: the reason, e.g. ``unknown CA``) goes into ``repr()``, which is what
+    Locust's failure table shows."""
+
+    def __init__(self, failure_class: str, step: str, detail: str | None = None) -> None:
         super().__init__(failure_class)
         self.failure_class = failure_class
         self.step = step
+        self.detail = detail
 
     def __str__(self) -> str:
         return self.failure_class
 
     def __repr__(self) -> str:
-        # Locust's failure table shows repr(exception): make it the bare class.
-        return self.failure_class
+        # Locust's failure table shows repr(exception): the bare class, and the reason if any.
+        return f"{self.failure_class} ({self.detail})" if self.detail else self.failure_class
 
     def __reduce__(self):  # picklable for Locust's worker -> master messages
-        return (StepFailure, (self.failure_class, self.step))
+        return (StepFailure, (self.failure_class, self.step, self.detail))
 
 
 class ProtocolError(Exception):
@@ -139,6 +165,15 @@ def classify(exc: BaseException, phase: str) -> str | None:
                 return AUTH_REJECTED
             return PROTOCOL_ERROR
     return None
+
+
+def tls_reason(exc: BaseException) -> str:
+    """Why a TLS handshake failed, from the SSL error in ``exc``'s chain: one of the TLS_*
+    reasons above."""
+    for e in _chain(exc):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return _VERIFY_REASONS.get(e.verify_code, TLS_CERTIFICATE_REJECTED)
+    return TLS_HANDSHAKE_FAILED
 
 
 def _says_bye(exc: BaseException) -> bool:

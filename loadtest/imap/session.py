@@ -29,6 +29,7 @@ from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import (
     DISCONNECT_LOGOUT,
     TLS_IMPLICIT,
+    TLS_NONE,
     TLS_STARTTLS,
     connect_socket,
     drop,
@@ -56,9 +57,17 @@ class _PhasedIMAP4(imaplib.IMAP4):
         sock.settimeout(session.timeout)
         if target.tls == TLS_IMPLICIT:
             session.phase = f.PHASE_TLS
-            sock = wrap_tls(sock, target)
+            sock = wrap_tls(sock, target, session.tls_session)
         session.phase = f.PHASE_GREETING
         return sock
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+        if self._session.target.tls != TLS_NONE:
+            # Cyrus does not set TCP_NODELAY with TLS and Linux leaves quick-ACK mode after a
+            # few segments: re-arm it before each response, or a reply written in two pieces
+            # waits ~40 ms for our delayed ACK (the CAPABILITY after STARTTLS did).
+            set_quickack(self.sock)
 
     def _connect(self) -> None:
         # imaplib's own _connect picks a random tag prefix per connection and compiles a regex
@@ -93,6 +102,17 @@ class _PhasedIMAP4(imaplib.IMAP4):
             self.capabilities = tuple(str(codes[-1], self._encoding).upper().split())
         else:
             super()._get_capabilities()
+
+
+class _StartTLS:
+    """What imaplib's starttls() takes as its SSL context: wraps through :func:`wrap_tls`, so
+    STARTTLS gets the same session resumption and TCP_QUICKACK as implicit TLS."""
+
+    def __init__(self, session: ImapSession) -> None:
+        self._session = session
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: str) -> socket.socket:
+        return wrap_tls(sock, self._session.target, self._session.tls_session)
 
 
 class _PhasedIMAPClient(IMAPClient):
@@ -199,8 +219,7 @@ class ImapSession(TimedSession):
         self.client = client
         if self.target.tls == TLS_STARTTLS:
             self.phase = f.PHASE_TLS
-            client.starttls(self.target.ssl_context)
-            set_quickack(client.socket())
+            client.starttls(_StartTLS(self))
 
     def _login(self, credential: Credential) -> None:
         client = self._client()
@@ -228,4 +247,5 @@ class ImapSession(TimedSession):
         imap = client._imap
         with contextlib.suppress(Exception):
             imap.file.close()  # the makefile reference would defer close() (and the FIN/RST)
+        self.keep_tls_session(imap.sock)
         drop(imap.sock, mode)  # anything but "reset" closes

@@ -3,12 +3,13 @@ class with its failure handling (report once, tear down, raise :class:`StepFailu
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from time import perf_counter
 from typing import NoReturn
 
 from loadtest.imap import failures as f
-from loadtest.imap.transport import Target
+from loadtest.imap.transport import Target, resumable_session
 
 # report(step, response_time_ms, response_length, failure or None)
 Reporter = Callable[[str, float, int, "f.StepFailure | None"], None]
@@ -21,7 +22,7 @@ class TimedSession:
     """A target, a reporter, timeouts and the phase the current step is in. Subclasses provide
     ``abort()`` (tear the connection down without reporting)."""
 
-    __slots__ = ("target", "report", "connect_timeout", "timeout", "phase")
+    __slots__ = ("target", "report", "connect_timeout", "timeout", "phase", "tls_session")
 
     def __init__(
         self,
@@ -35,6 +36,15 @@ class TimedSession:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.phase = f.PHASE_CONNECT
+        # The last TLS session, offered at the next connect when the target resumes.
+        self.tls_session: ssl.SSLSession | None = None
+
+    def keep_tls_session(self, sock: object) -> None:
+        """Before closing ``sock``: remember its TLS session for the next connect (by then a
+        TLS 1.3 ticket or a TLS 1.2 session has arrived)."""
+        session = resumable_session(sock, self.target)
+        if session is not None:
+            self.tls_session = session
 
     def abort(self) -> None:
         raise NotImplementedError
@@ -45,6 +55,7 @@ class TimedSession:
         self.abort()
         if failure_class is None:
             raise exc  # not an I/O failure: a bug, keep its traceback
-        failure = f.StepFailure(failure_class, step)
+        detail = f.tls_reason(exc) if failure_class == f.TLS else None
+        failure = f.StepFailure(failure_class, step, detail)
         self.report(step, elapsed_ms, 0, failure)
         raise failure from None

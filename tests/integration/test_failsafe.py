@@ -143,7 +143,7 @@ def test_ctrl_c_during_deploy_up_leaves_no_folder_and_no_process(test_root: Path
 
 def test_cyrus_ioerror_is_counted_and_reported_by_deploy_down(make_deployment) -> None:
     from loadtest.collectors import CollectorConfig, CollectorSet
-    from loadtest.collectors.series import SeriesStore
+    from loadtest.core.series import SeriesStore
     from loadtest.deploy.manager import deploy_down
 
     deployment = make_deployment(users=2)

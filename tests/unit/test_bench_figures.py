@@ -40,6 +40,26 @@ def test_no_sessions_is_no_figure_not_zero() -> None:
     assert cpu.value is None and cpu.met is None and rate.value == 0.0
 
 
+def test_tls_figures_put_generator_and_cyrus_cpu_per_session_side_by_side() -> None:
+    gen, server, rate = fg.tls_churn_figures({**CHURN, "server_cpu_seconds": 6.0},
+                                             "starttls+resume")
+    assert (gen.key, gen.value) == ("tls_starttls_resume_generator_cpu_us", 200.0)
+    assert (server.key, server.value) == ("tls_starttls_resume_cyrus_cpu_us", 1200.0)
+    assert rate.value == 1000.0 and "cutime" in server.method
+    # a run without the server's pid measured no server CPU: no figure, not zero
+    _, unmeasured, _ = fg.tls_churn_figures(CHURN, "plain")
+    assert unmeasured.value is None
+
+
+def test_tls_flood_figures() -> None:
+    raw = {"users": 10, "wall_seconds": 5.0, "user_cpu_seconds": 0.5, "system_cpu_seconds": 0.5,
+           "server_cpu_seconds": 2.0, "steps": {"CONNECT": {"requests": 4000, "failures": 0}}}
+    rate, server = fg.tls_flood_figures(raw, "implicit")
+    assert (rate.key, rate.value) == ("tls_implicit_flood_cycles_per_s", 800.0)
+    assert rate.detail["generator_us_per_cycle"] == 250.0
+    assert (server.key, server.value) == ("tls_implicit_flood_cyrus_cpu_us", 500.0)
+
+
 def test_flood_cycles_per_core() -> None:
     raw = {"users": 10, "wall_seconds": 5.0, "user_cpu_seconds": 1.0, "system_cpu_seconds": 1.0,
            "steps": {"CONNECT": {"requests": 20000, "failures": 0}}}
@@ -132,3 +152,13 @@ def test_volatile_dir_follows_debian_layout_on_disk() -> None:
 
 def test_filesystem_of_the_bench_directories() -> None:
     assert cli.filesystem_type(Path("/dev/shm")) == "tmpfs"
+
+
+def test_handshakes_logged_counts_resumed_and_new(tmp_path: Path) -> None:
+    log = tmp_path / "syslog.log"
+    log.write_text(
+        "<21>x loadtest-s/imaps[1]: starttls: TLSv1.3 with cipher A (256/256 bits new) no auth\n"
+        "<21>x loadtest-s/imaps[2]: starttls: TLSv1.2 with cipher B (256/256 bits reused) no auth\n"
+        "<21>x loadtest-s/imaps[2]: starttls: TLSv1.2 with cipher B (256/256 bits reused) no auth\n")
+    assert cli.handshakes_logged(log) == (2, 1)
+    assert cli.handshakes_logged(tmp_path / "none") == (0, 0)

@@ -9,6 +9,7 @@ import pytest
 from loadtest.deploy.render import (
     InstancePaths,
     ServiceOptions,
+    TlsFiles,
     render_cyrus_conf,
     render_imapd_conf,
 )
@@ -58,6 +59,41 @@ def test_service_options_reach_cyrus_conf() -> None:
     # master does not pass -C on: every cmd must carry it
     cmds = [line for line in text.splitlines() if "cmd=" in line]
     assert cmds and all("-C /srv/lt/slot1/imapd.conf" in line for line in cmds)
+
+
+def test_tls_serves_imaps_beside_imap_with_the_same_process_options() -> None:
+    options = ServiceOptions().updated({"prefork": 0, "maxchild": 7, "imapd_reuse": 1,
+                                        "maxforkrate": 30}, "test")
+    text = render_cyrus_conf("slot1", InstancePaths(Path("/srv/lt/slot1")), options,
+                             host="127.0.0.1", port=14300, bin_dir=Path("/usr/lib/cyrus/bin"),
+                             tls_port=14993)
+    lines = {line.split()[0]: line for line in text.splitlines() if "cmd=" in line}
+    imaps, imap = lines["imaps"], lines["imap"]
+    assert 'listen="127.0.0.1:14993"' in imaps and 'listen="127.0.0.1:14300"' in imap
+    assert '/imapd -s -C /srv/lt/slot1/imapd.conf' in imaps and " -s " not in imap
+    for attribute in ("-U 1 ", "prefork=0", "maxchild=7", "maxforkrate=30"):
+        assert attribute in imaps and attribute in imap
+
+
+def test_tls_none_renders_no_imaps_and_no_certificate() -> None:
+    paths = InstancePaths(Path("/srv/lt/slot1"))
+    cyrus = render_cyrus_conf("slot1", paths, ServiceOptions(), host="127.0.0.1", port=14300,
+                              bin_dir=Path("/usr/lib/cyrus/bin"))
+    assert "imaps" not in cyrus
+    keys = conf_keys(render_imapd_conf("slot1", paths, ServiceOptions(), admin_user="admin",
+                                       cyrus_user=None))
+    assert not any(key.startswith("tls_") for key in keys)
+
+
+def test_tls_names_the_instance_certificate_and_asks_no_client_certificate() -> None:
+    tls = TlsFiles(cert=Path("/srv/lt/slot1/tls/server.pem"),
+                   key=Path("/srv/lt/slot1/tls/server.key"))
+    keys = conf_keys(render_imapd_conf("slot1", InstancePaths(Path("/srv/lt/slot1")),
+                                       ServiceOptions(), admin_user="admin", cyrus_user=None,
+                                       tls=tls))
+    assert keys["tls_server_cert"] == "/srv/lt/slot1/tls/server.pem"
+    assert keys["tls_server_key"] == "/srv/lt/slot1/tls/server.key"
+    assert keys["tls_client_certs"] == "off"
 
 
 @pytest.mark.parametrize("values, fragment", [
