@@ -220,6 +220,7 @@ FORM_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("imap_tls", "TLS"),
         ("imap_ca_file", "CA certificates file"),
         ("imap_tls_insecure", "Do not verify the certificate"),
+        ("imap_tls_resume", "Resume TLS sessions"),
     )),
     ("Users", (
         ("acceptance_users", "Churn users at the peak (acceptance)"),
