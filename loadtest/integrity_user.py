@@ -91,6 +91,8 @@ def run_token(environment: Any) -> str:
 class IntegrityUser(ImapUser):
     """Writes messages to its own folder, checks what it reads back, keeps the ledger."""
 
+    session: LeanSession
+
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         settings = plugin.settings_of(environment)
@@ -102,13 +104,13 @@ class IntegrityUser(ImapUser):
         self.folder = f"{FOLDER_PREFIX}-{self.token}-{self.index}"
         self._folder_arg = quote(self.folder)
         self.where = {"instance": self.target.instance, "host": self.target.host,
-                      "port": self.target.port, "user": self.credential.username,
+                      "port": self.target.port, "user": self._credential().username,
                       "mailbox": self.folder}
         # The provisioned folders are known for a deployment of ours, not for another server.
         self.expected_folders = {"INBOX", *(DEFAULT_FOLDERS if self.target.instance else ())}
         self.rng = random.Random()
         self.session = self._new_session(LeanSession)
-        self._login_line = login_command(self.credential)
+        self._login_line = login_command(self._credential())
         self._created = False
         self._uidvalidity: int | None = None
         self._acked_count = 0
@@ -194,7 +196,7 @@ class IntegrityUser(ImapUser):
         """One APPEND with its ledger lines; False when it was cut (the connection is gone)."""
         self._seq += 1
         message_id = f"{self.token}-{self.index}-{self._seq}"
-        message = make_message(message_id, self.credential.username, self.rng)
+        message = make_message(message_id, self._credential().username, self.rng)
         sha = digest(message)
         self.ledger.record(lg.APPEND, self.where, id=message_id, sha256=sha, size=len(message))
         cut = self.rng.random() < self.cut_ratio

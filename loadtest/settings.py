@@ -167,7 +167,7 @@ def _parse(opt: Option, value: Any, source: str) -> Any:
     if opt.choices is not None and value not in opt.choices:
         raise UsageError(
             f"bad value {shown} for {opt.flag} (from {source}): "
-            f"choose one of {', '.join(opt.all_choices)}"
+            f"choose one of {', '.join(opt.all_choices or opt.choices)}"
         )
     try:
         return opt.parse(value)

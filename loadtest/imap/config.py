@@ -284,9 +284,10 @@ def _slots(
     return slots
 
 
-def _interleave(columns: list[list[tuple[Target, Credential]]]) -> list[tuple[Target, Credential]]:
+def _interleave(columns: list[list[tuple[Target, Credential]]]
+                ) -> list[tuple[Target, Credential | None]]:
     """Consecutive users go to different instances: a0, b0, a1, b1, ..."""
-    out = []
+    out: list[tuple[Target, Credential | None]] = []
     for i in range(max((len(c) for c in columns), default=0)):
         out.extend(column[i] for column in columns if i < len(column))
     return out

@@ -149,7 +149,7 @@ def fetch_messages(data: bytes) -> list[FetchedMessage]:
     """UID and BODY[] of each ``* n FETCH (...)`` in a complete response. Other items (FLAGS,
     RFC822.SIZE) are skipped; other untagged lines (``* OK Message 1 no longer exists``)
     ignored."""
-    out = []
+    out: list[FetchedMessage] = []
     pos = 0
     while True:
         start = data.find(b" FETCH (", pos)

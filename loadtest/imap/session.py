@@ -18,7 +18,7 @@ import re
 import socket
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imapclient import IMAPClient
 from imapclient.util import to_unicode
@@ -36,6 +36,9 @@ from loadtest.imap.transport import (
     set_quickack,
     wrap_tls,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 _TAG_PREFIX = imaplib.Int2AP(random.randint(4096, 65535))
 _TAG_RE = re.compile(rb"(?P<tag>" + _TAG_PREFIX + rb"\d+) (?P<type>[A-Z]+) (?P<data>.*)", re.ASCII)
@@ -61,7 +64,7 @@ class _PhasedIMAP4(imaplib.IMAP4):
         session.phase = f.PHASE_GREETING
         return sock
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: ReadableBuffer) -> None:
         self.sock.sendall(data)
         if self._session.target.tls != TLS_NONE:
             # Cyrus does not set TCP_NODELAY with TLS and Linux leaves quick-ACK mode after a
@@ -74,11 +77,13 @@ class _PhasedIMAP4(imaplib.IMAP4):
         # for it: a cache miss of `re` nearly every session (measured: an eighth of the path's
         # CPU). Tags need only be unique within a connection: one prefix per process will do.
         # Otherwise as imaplib 3.11 does it: welcome, state, capabilities, protocol version.
-        self.tagpre = _TAG_PREFIX
-        self.tagre = _TAG_RE
+        # imaplib's private state, typed by typeshed as it does not use it (str tags): the
+        # ignores below are where this class mirrors imaplib 3.11's internals.
+        self.tagpre = _TAG_PREFIX  # type: ignore[assignment]
+        self.tagre = _TAG_RE  # type: ignore[assignment]
         self._cmd_log_len = 10
         self._cmd_log_idx = 0
-        self._cmd_log = {}
+        self._cmd_log: dict[int, tuple[bytes, float]] = {}
         self.welcome = self._get_response()
         if "PREAUTH" in self.untagged_responses:
             self.state = "AUTH"
@@ -87,7 +92,7 @@ class _PhasedIMAP4(imaplib.IMAP4):
         else:
             raise self.error(self.welcome)
         self._get_capabilities()
-        for version in imaplib.AllowedVersions:
+        for version in imaplib.AllowedVersions:  # type: ignore[attr-defined]
             if version in self.capabilities:
                 self.PROTOCOL_VERSION = version
                 return
@@ -99,9 +104,9 @@ class _PhasedIMAP4(imaplib.IMAP4):
         # capability() would: after STARTTLS imaplib asks again, for the new list.
         codes = self.untagged_responses.pop("CAPABILITY", None)
         if codes and codes[-1]:
-            self.capabilities = tuple(str(codes[-1], self._encoding).upper().split())
+            self.capabilities = tuple(str(codes[-1], self._encoding).upper().split())  # type: ignore[arg-type]
         else:
-            super()._get_capabilities()
+            super()._get_capabilities()  # type: ignore[misc]
 
 
 class _StartTLS:

@@ -3,6 +3,7 @@ class with its failure handling (report once, tear down, raise :class:`StepFailu
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Callable
 from time import perf_counter
@@ -39,7 +40,7 @@ class TimedSession:
         # The last TLS session, offered at the next connect when the target resumes.
         self.tls_session: ssl.SSLSession | None = None
 
-    def keep_tls_session(self, sock: object) -> None:
+    def keep_tls_session(self, sock: socket.socket | None) -> None:
         """Before closing ``sock``: remember its TLS session for the next connect (by then a
         TLS 1.3 ticket or a TLS 1.2 session has arrived)."""
         session = resumable_session(sock, self.target)

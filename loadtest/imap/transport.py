@@ -84,6 +84,8 @@ def wrap_tls(sock: socket.socket, target: Target,
     # the command waits for the server's (delayed) ACK of the Finished.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if target.ssl_context is None:
+        raise ValueError(f"TLS {target.tls!r} to {target.host} without an SSL context")
     tls_sock = target.ssl_context.wrap_socket(sock, server_hostname=target.host, session=session)
     set_quickack(tls_sock)
     return tls_sock

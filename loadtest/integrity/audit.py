@@ -144,10 +144,10 @@ def _audit_mailbox(box: MailboxLedger, view: MailboxView, result: AuditResult) -
                 problem(DUPLICATED, f"present {len(copies)} times (UIDs "
                         f"{', '.join(map(str, copies))})", attempt.id, acked_uids[-1])
             for uid in acked_uids:
-                body = view.bodies.get(uid)
-                if body is not None:
-                    if digest(body) != attempt.sha256:
-                        problem(CORRUPT, f"bytes differ from those acknowledged ({len(body)} "
+                stored = view.bodies.get(uid)
+                if stored is not None:
+                    if digest(stored) != attempt.sha256:
+                        problem(CORRUPT, f"bytes differ from those acknowledged ({len(stored)} "
                                 f"bytes, sent {attempt.size})", attempt.id, uid)
                 elif uid in listed:
                     problem(LOST, "listed, but the server cannot read the message", attempt.id, uid)
@@ -170,12 +170,12 @@ def _audit_mailbox(box: MailboxLedger, view: MailboxView, result: AuditResult) -
     for uid in sorted(listed | set(view.bodies)):
         if uid in accounted:
             continue
-        body = view.bodies.get(uid)
-        if body is None:
+        stored = view.bodies.get(uid)
+        if stored is None:
             problem(CORRUPT, "listed, but the server cannot read it and the ledger has no "
                     "message for it", None, uid)
         else:
-            message_id = message_id_of(body)
+            message_id = message_id_of(stored)
             problem(CORRUPT, "a message the ledger cannot account for" +
                     (f" (id {message_id})" if message_id else " (id header missing or damaged)"),
                     message_id, uid)

@@ -217,7 +217,7 @@ class ServerTab:
 
         @bp.route("/download/<name>")
         @auth
-        def download(name: str) -> Response:
+        def download(name: str) -> ResponseReturnValue:
             from loadtest.webui import downloads
 
             if name not in downloads.FILES:
