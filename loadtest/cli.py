@@ -27,6 +27,8 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
               "held-session memory, collectors' cost, open-loop lateness (table and JSON)"),
     "acceptance": ("loadtest.acceptance", "start a test deployment, run the acceptance scenario "
                    "with the gate, write the report, stop the deployment"),
+    "agent": ("loadtest.agent.server", "serve the server-side collectors on the Cyrus host over "
+              "HTTP (/metrics for Prometheus, /series for --agent-url)"),
     "scenario": ("loadtest.scenario_cli", "run one incident scenario with its own deployment and gate"),
 }
 
