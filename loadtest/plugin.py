@@ -232,6 +232,26 @@ def _remote_collectors(environment: Any, store: Any, config: Any) -> Any:
     return CollectorSet([remote], store, config)
 
 
+def _agent_settings(settings: Any) -> tuple[str, str | None] | None:
+    """--agent-url and its token, checked before the run starts."""
+    from loadtest.agent.client import check_agent_url, read_token_file
+
+    if not settings.get("agent_url"):
+        return None
+    url = check_agent_url(settings["agent_url"], settings.source("agent_url"))
+    token_file = settings.get("agent_token_file")
+    token = read_token_file(token_file, settings.source("agent_token_file")) if token_file else None
+    return url, token
+
+
+def _attach_agent(collectors: Any, url: str, token: str | None) -> None:
+    """The agent's series join the run under the (first) target's instance name."""
+    from loadtest.agent.client import AgentSampler
+
+    instance = collectors.targets[0].name if collectors.targets else "agent"
+    collectors.samplers.append(AgentSampler(collectors.ctx, instance, url, token))
+
+
 @events.init.add_listener
 def set_up_run(environment: Any, **_kwargs: Any) -> None:
     options = environment.parsed_options
@@ -262,6 +282,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
             raise UsageError("--faults needs a local test deployment (no --imap-host)")
         faults = (FaultRunner(specs, deployment, store, run_time=getattr(options, "run_time", None))
                   if specs else None)
+        agent = _agent_settings(settings) if collect else None
         folder = new_folder(settings["artifacts"], settings.get("run_name"))
     except UsageError as exc:
         _fail_at_init(environment, str(exc))
@@ -281,6 +302,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
                                                       instances=instances)
     elif collect:
         run.collectors = _remote_collectors(environment, store, collector_config)
+    if agent is not None:
+        _attach_agent(run.collectors, *agent)
     _runs[environment] = run
     from loadtest.webui import install as install_webui
 

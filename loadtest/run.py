@@ -44,6 +44,11 @@ declare(
     Option("metrics_url", "read master's figures from this Prometheus /metrics page (a "
            "deployment on another host) instead of the local stats file",
            group="cyrus-loadtest run"),
+    Option("agent_url", "URL of a `cyrus-loadtest agent` on the Cyrus host (a deployment on "
+           "another host): its server-side collectors join this run's series",
+           group="cyrus-loadtest run"),
+    Option("agent_token_file", "file holding the agent's bearer token (--agent-url)",
+           group="cyrus-loadtest run"),
     Option("faults", "faults to inject, separated by ';', e.g. stall-master:at=10,duration=3 "
            "(see docs/scenarios.md)", group="cyrus-loadtest run"),
 )

@@ -68,6 +68,8 @@ SIGNALS: dict[str, str] = {
     "ready_fails_total": COUNTER,
     "listen_overflows": COUNTER,
     "listen_drops": COUNTER,
+    "log_errors_total": COUNTER,  # the agent's IOERROR/DBERROR/fatal lines (label kind)
+    "agent_cpu_percent": GAUGE,
 }
 AGGREGATIONS = {
     LATENCY: ("min", "max", "mean", "last"),  # plus percentiles
