@@ -59,6 +59,8 @@ def _deploy_up(args: argparse.Namespace) -> int:
                if getattr(args, field) is not None}
     if args.rotating_binary:
         options["imapd_binary"] = "symlink"
+    if args.httpd_metrics:
+        options["httpd_metrics"] = True
     slots = load_topology(args.topology) if args.topology else None
     timing = Timing()
     with _progress() as progress:
@@ -67,7 +69,8 @@ def _deploy_up(args: argparse.Namespace) -> int:
                                sources=sources, volatile_dir=args.volatile_dir)
     for info in deployment.instances:
         print(f"{info.name}: imap on {info.address}, master pid {info.master_pid}, "
-              f"users in {info.users_file}")
+              f"users in {info.users_file}"
+              + (f", metrics at {info.metrics_url}" if info.metrics_url else ""))
     print(f"provisioned {timing.users} users in {timing.total_s:.1f} s "
           f"(passwords {timing.sasl_s:.1f} s, start {timing.start_s:.1f} s, "
           f"mailboxes {timing.mailboxes_s:.1f} s)")
@@ -172,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         up.add_argument(flag, dest=field, type=int, help=text)
     up.add_argument("--rotating-binary", action="store_true",
                     help="run imapd through a symlink, for the rotate-binary fault")
+    up.add_argument("--httpd-metrics", action="store_true",
+                    help="also run Cyrus's httpd with its own Prometheus /metrics (needs "
+                    "cyrus-caldav); its URL is in deployment.json, for --metrics-url")
     up.set_defaults(func=_deploy_up)
     for name, func, text in (("status", _deploy_status, "masters, ports and ready workers"),
                              ("down", _deploy_down, "stop every process of a deployment")):

@@ -45,6 +45,7 @@ class InstanceInfo:
     role: str = "standalone"  # standalone | master | replica
     options: dict[str, Any] = field(default_factory=dict)  # service options it was rendered with
     volatile_root: str | None = None  # proc, lock, sockets, stats here (a tmpfs) when set
+    metrics_url: str | None = None  # Cyrus's own httpd /metrics (deploy up --httpd-metrics)
 
     @property
     def address(self) -> str:

@@ -107,8 +107,9 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         options = replace(options, imapd_binary=str(paths.imapd_link))
     paths.imapd_conf.write_text(render_imapd_conf(name, paths, options, admin_user=admin_user,
                                                   cyrus_user=cyrus_user))
+    httpd_port = free_port() if options.httpd_metrics else None
     paths.cyrus_conf.write_text(render_cyrus_conf(name, paths, options, host=HOST, port=port,
-                                                  bin_dir=bin_dir))
+                                                  bin_dir=bin_dir, httpd_port=httpd_port))
     if can_capture_syslog():
         _build_fake_dev(paths)
     for directory in paths.directories():
@@ -122,6 +123,7 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         log_file=str(paths.log_file), master_log=str(paths.master_log),
         users_file=str(users_file or paths.users_file), options=options.as_dict(),
         volatile_root=str(volatile) if volatile else None,
+        metrics_url=f"http://{HOST}:{httpd_port}/metrics" if httpd_port else None,
     )
 
 

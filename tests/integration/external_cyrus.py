@@ -52,7 +52,7 @@ START {{
 SERVICES {{
   imap  cmd="{bin}/imapd -C {root}/imapd.conf -U {reuse}" listen="127.0.0.1:{port}" prefork={prefork} maxchild={maxchild}
 {extra_services}}}
-EVENTS {{
+{daemon}EVENTS {{
   checkpoint  cmd="{bin}/ctl_cyrusdb -C {root}/imapd.conf -c" period=30
 }}
 """
@@ -93,17 +93,21 @@ def start_external_cyrus(root: Path, *, users: int = 4, maxchild: int = 100, pre
         (root / sub).mkdir(parents=True, exist_ok=True)
     extra = ""
     extra_services = ""
+    daemon = ""
     if http_port is not None:
         extra = "httpmodules: prometheus\nprometheus_need_auth: none\n"
         extra_services = (f'  http  cmd="{BIN}/httpd -C {root}/imapd.conf" '
                           f'listen="127.0.0.1:{http_port}" prefork=0\n')
+        # httpd's /metrics serves the reports promstatsd collates (service.txt, usage.txt).
+        daemon = f'DAEMON {{\n  promstatsd  cmd="{BIN}/promstatsd -C {root}/imapd.conf"\n}}\n'
+
     imapd_conf = root / "imapd.conf"
     cyrus_conf = root / "cyrus.conf"
     imapd_conf.write_text(IMAPD_CONF.format(root=root, servername=SERVERNAME,
                                             prefix=f"ext-{port}", extra=extra))
     cyrus_conf.write_text(CYRUS_CONF.format(root=root, bin=BIN, port=port, reuse=reuse,
                                             prefork=prefork, maxchild=maxchild,
-                                            extra_services=extra_services))
+                                            extra_services=extra_services, daemon=daemon))
     credentials = [(f"ext{n:03d}", f"pw-{n}-{port}") for n in range(1, users + 1)]
     for name, password in credentials:
         add_sasl_user(root / "conf" / "sasldb2", name, password)
