@@ -22,6 +22,7 @@ PROG = "cyrus-loadtest"
 PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("loadtest.collectors.watch", "live server-side series for a deployment, like top"),
     "gate": ("loadtest.gate.cli", "evaluate gate rules over a run's artifacts"),
+    "compare": ("loadtest.gate.compare", "judge a run against a baseline run (max_ratio rules)"),
     "report": ("loadtest.report.cli", "write the HTML report of a run's artifacts"),
     "bench": ("loadtest.bench.cli", "measure the load generator: CPU per session, flood cycles, "
               "held-session memory, collectors' cost, open-loop lateness (table and JSON)"),

@@ -232,6 +232,18 @@ def _remote_collectors(environment: Any, store: Any, config: Any) -> Any:
     return CollectorSet([remote], store, config)
 
 
+def _baseline(settings: Any) -> Any:
+    """--baseline RUN: a finished run's artifacts, read before the run starts."""
+    from loadtest.gate.compare import load_baseline
+
+    if not settings.get("baseline"):
+        return None
+    try:
+        return load_baseline(settings["baseline"])
+    except UsageError as exc:
+        raise UsageError(f"{exc} (--baseline, {settings.source('baseline')})") from None
+
+
 def _agent_settings(settings: Any) -> tuple[str, str | None] | None:
     """--agent-url and its token, checked before the run starts."""
     from loadtest.agent.client import check_agent_url, read_token_file
@@ -272,6 +284,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     store = SeriesStore()
     try:  # every check before the run folder exists: bad input leaves nothing behind
         rules = load_rules(settings["gate"]) if settings.get("gate") else None
+        baseline = _baseline(settings)
         remote = bool(settings.get("imap_host"))
         collector_config, collect = _collector_settings(settings, remote)
         specs = parse_faults(settings.get("faults"), settings.source("faults"))
@@ -293,6 +306,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
         return
     run = Run(folder, store=store)
     run.rules, run.faults = rules, faults
+    run.baseline = baseline
     # No artifacts folder for the collectors: the plugin's one flusher writes the whole store.
     if collect and deployment is not None:
         from loadtest.collectors import CollectorSet
@@ -420,7 +434,8 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
     if run.rules is not None:
         from loadtest.gate.cli import gate_at_quit
 
-        verdict = gate_at_quit(run.rules, run.recorder, run.store, run.folder)
+        verdict = gate_at_quit(run.rules, run.recorder, run.store, run.folder,
+                               baseline=run.baseline)
         environment.process_exit_code = verdict.exit_code
         status = f"gate {verdict.status}"
     # no gate: Locust's own exit code (1 when any request failed)

@@ -49,6 +49,8 @@ declare(
            group="cyrus-loadtest run"),
     Option("agent_token_file", "file holding the agent's bearer token (--agent-url)",
            group="cyrus-loadtest run"),
+    Option("baseline", "a finished run's artifacts folder: the gate's max_ratio/min_ratio "
+           "rules compare with it", group="cyrus-loadtest run"),
     Option("faults", "faults to inject, separated by ';', e.g. stall-master:at=10,duration=3 "
            "(see docs/scenarios.md)", group="cyrus-loadtest run"),
 )
@@ -80,6 +82,7 @@ class Run:
     collectors: Any = None
     faults: Any = None
     flusher: Any = None
+    baseline: Any = None  # loadtest.gate.evaluate.Baseline (--baseline RUN)
     on_phase: Any = None  # called with the new phase name (the plugin tells workers)
     _phase_event: Event | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
