@@ -46,16 +46,20 @@ def judge(new_ms: float, base_ms: float | None, text: str = RATIO_RULE):
 
 def test_worse_than_ratio_fails_and_names_both_runs() -> None:
     verdict, result = judge(30.0, 20.0)
-    assert result.status == FAIL and result.measured == 30.0 and result.baseline == 20.0
-    assert "1.5 x baseline 20 (run base-run) > max_ratio 1.2" in result.reason
+    assert result.status == FAIL
+    assert (result.measured, result.baseline) == (pytest.approx(30, rel=0.01),
+                                                  pytest.approx(20, rel=0.01))
+    assert "= 1.5 x baseline 20" in result.reason
+    assert "(run base-run) > max_ratio 1.2" in result.reason
     data = verdict.to_dict()
     assert (data["run"], data["baseline_run"]) == ("new-run", "base-run")
-    assert data["results"][0]["baseline"] == 20.0
+    assert data["results"][0]["baseline"] == pytest.approx(20, rel=0.01)
 
 
 def test_within_ratio_passes() -> None:
     _verdict, result = judge(22.0, 20.0)
-    assert result.status == PASS and "1.1 x baseline 20 (run base-run)" in result.reason
+    assert result.status == PASS and "= 1.1 x baseline 20" in result.reason
+    assert "(run base-run) within <= 1.2 x baseline" in result.reason
 
 
 def test_no_baseline_or_baseline_without_data_is_inconclusive() -> None:
