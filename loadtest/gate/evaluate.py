@@ -167,8 +167,10 @@ def _measure(rule: Rule, ctx: _Context) -> tuple[float | None, int | None, str, 
     return measured, samples, note, None
 
 
-def ratio(measured: float, baseline: float) -> float:
-    """measured / baseline; 0 over 0 is 1 (unchanged), anything over 0 is +inf."""
+def ratio(measured: float, baseline: float, floor: float = 0.0) -> float:
+    """measured / baseline, both raised to ``floor`` first (differences below it are noise);
+    0 over 0 is 1 (unchanged), anything over 0 is +inf."""
+    measured, baseline = max(measured, floor), max(baseline, floor)
     if baseline == 0:
         return 1.0 if measured == 0 else math.inf
     return measured / baseline
@@ -198,7 +200,7 @@ def _judge(rule: Rule, ctx: _Context, base: _Context | None = None,
     elif rule.min is not None and measured < rule.min:
         failed = f"{text} < min {rule.min:g}"
     elif baseline is not None:
-        factor = ratio(measured, baseline)
+        factor = ratio(measured, baseline, rule.ratio_floor)
         base_text = f"baseline {format_value(baseline, metric)} (run {base_name})"
         if rule.max_ratio is not None and factor > rule.max_ratio:
             failed = f"{text} = {factor:.3g} x {base_text} > max_ratio {rule.max_ratio:g}"
@@ -211,7 +213,7 @@ def _judge(rule: Rule, ctx: _Context, base: _Context | None = None,
             reason += "; during injected fault " + ", ".join(faults)
         return RuleResult(rule, FAIL, measured, samples, reason, faults, baseline)
     if baseline is not None:
-        text = (f"{text} = {ratio(measured, baseline):.3g} x baseline "
+        text = (f"{text} = {ratio(measured, baseline, rule.ratio_floor):.3g} x baseline "
                 f"{format_value(baseline, metric)} (run {base_name})")
     return RuleResult(rule, PASS, measured, samples, f"{text} within {rule.threshold_text}",
                       (), baseline)

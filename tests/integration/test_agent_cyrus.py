@@ -97,28 +97,34 @@ def test_agent_refuses_a_public_bind_without_token(external: ExternalCyrus) -> N
 
 
 def acceptance_run(cyrus: ExternalCyrus, artifacts: Path, agent_url: str, name: str,
-                   *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+                   gate: str = "default.toml", *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     users_file = cyrus.write_users_file()
     result = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "locustfiles" / "acceptance.py"),
          "--headless", "--only-summary", "--imap-host", "127.0.0.1",
          "--imap-port", str(cyrus.port), "--imap-users-file", str(users_file),
          "--agent-url", agent_url, "--acceptance-duration", "30", "--acceptance-users", "4",
-         "--acceptance-held", "2", "--gate", str(fixtures_dir() / "gates" / "default.toml"),
+         "--acceptance-held", "2", "--gate", str(fixtures_dir() / "gates" / gate),
          "--artifacts", str(artifacts), "--run-name", name, *extra],
         capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
     return result, artifacts / name
 
 
-@pytest.mark.slow
-def test_external_target_with_agent_leaves_no_rule_inconclusive(external: ExternalCyrus,
-                                                                 tmp_path: Path) -> None:
-    proc, url = start_agent("--master-pid", str(external.master_pid))
+def run_with_agent(cyrus: ExternalCyrus, artifacts: Path, name: str, gate: str = "default.toml",
+                   *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    proc, url = start_agent("--master-pid", str(cyrus.master_pid))
     try:
-        result, folder = acceptance_run(external, tmp_path, url, "with-agent")
+        return acceptance_run(cyrus, artifacts, url, name, gate, *extra)
     finally:
         stop_agent(proc)
-    verdict = json.loads((folder / "verdict.json").read_text())
+
+
+@pytest.mark.slow
+def test_external_target_with_agent_and_baseline_comparison(external: ExternalCyrus,
+                                                            tmp_path: Path) -> None:
+    # 1. The default gate against an external target plus the agent: nothing lacks data.
+    result, base = run_with_agent(external, tmp_path, "base")
+    verdict = json.loads((base / "verdict.json").read_text())
     inconclusive = [(r["metric"], r["reason"]) for r in verdict["results"]
                     if r["status"] == "inconclusive"]
     assert inconclusive == [], result.stderr[-2000:]
@@ -126,8 +132,39 @@ def test_external_target_with_agent_leaves_no_rule_inconclusive(external: Extern
     for metric in ("ready_workers.p50", "heartbeat_age_s.max", "canary_data_ms.p99",
                    "load1.max", "heartbeat_gap.longest_s"):
         assert measured[metric] >= 10, metric
-    samples = [json.loads(line) for line in (folder / "series.jsonl").read_text().splitlines()]
+    samples = [json.loads(line) for line in (base / "series.jsonl").read_text().splitlines()]
     offsets = [s["value"] for s in samples if s["signal"] == "agent_clock_offset_s"]
     assert offsets and all(abs(o) < 0.5 for o in offsets)  # same host: no real offset
     listen = {s["instance"] for s in samples if s["signal"] == "listen_queue"}
     assert listen == {f"127.0.0.1:{external.port}"}  # merged under the target's name
+
+    # 2. The same configuration again, judged in-process against the first (--baseline): pass.
+    result, same = run_with_agent(external, tmp_path, "same", "baseline.toml",
+                                  "--baseline", str(base))
+    same_verdict = json.loads((same / "verdict.json").read_text())
+    assert result.returncode == 0, [r["reason"] for r in same_verdict["results"]]
+    assert same_verdict["baseline_run"] == "base"
+
+    # 3. A worse configuration: a fork per connection (imapd -U 1, the 2007 process churn) and
+    # few imapds (maxchild): compare fails on throughput or new-connection latency, naming both
+    # runs. (maxchild alone barely shows with reuse: 6 gave the same figures as 100 here.)
+    worse_cyrus = start_external_cyrus(ROOT / "worse", users=8, maxchild=6, reuse=1)
+    try:
+        run_with_agent(worse_cyrus, tmp_path, "worse", "baseline.toml")
+    finally:
+        worse_cyrus.stop()
+    rules = str(fixtures_dir() / "gates" / "baseline.toml")
+    compare = subprocess.run([sys.executable, "-m", "loadtest.cli", "compare", str(base),
+                              str(tmp_path / "worse"), "--rules", rules],
+                             capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert compare.returncode == 1, compare.stdout[-3000:]
+    result_of = {r["metric"]: r for r in
+                 json.loads((tmp_path / "worse" / "compare-verdict.json").read_text())["results"]}
+    failed = {m for m, r in result_of.items() if r["status"] == "fail"}
+    slower = {"LOGIN.rate_per_s", "greeting_latency_ms.p95", "CONNECT.p99_ms"}
+    assert failed and failed <= slower, compare.stdout[-3000:]
+    assert all("(run base)" in result_of[m]["reason"] for m in failed)
+    again = subprocess.run([sys.executable, "-m", "loadtest.cli", "compare", str(base),
+                            str(same), "--rules", rules],
+                           capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert again.returncode == 0, again.stdout[-3000:]

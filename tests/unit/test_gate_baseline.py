@@ -96,3 +96,12 @@ def test_compare_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "max_ratio 1.2" in verdict["results"][0]["reason"]
     assert main(["compare", str(tmp_path / "nope"), str(stalled), "--rules", str(rules)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_ratio_floor_treats_small_values_as_noise() -> None:
+    floored = RATIO_RULE + "ratio_floor = 50\n"
+    assert judge(30.0, 10.0, floored)[1].status == PASS  # both below 50 ms: no difference
+    _verdict, result = judge(300.0, 10.0, floored)
+    assert result.status == FAIL and "= 6 x baseline" in result.reason  # 300 / max(10, 50)
+    with pytest.raises(UsageError, match="ratio_floor without max_ratio"):
+        parse_rules('[[rule]]\nmetric = "LOGIN.p95_ms"\nmax = 5\nratio_floor = 50\n', "t.toml")
