@@ -212,8 +212,7 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
         raise fail(key_line("ratio_floor"), f"{metric_name}: ratio_floor without max_ratio or "
                    "min_ratio")
     if all(bounds[k] is None for k in ("min", "max", "min_ratio", "max_ratio")):
-        raise fail(line, f"{metric_name}: rule has neither min nor max (nor min_ratio, "
-                   "max_ratio)")
+        raise fail(line, f"{metric_name}: rule has neither min nor max")
     if (bounds["min_ratio"] is not None and bounds["max_ratio"] is not None
             and bounds["min_ratio"] > bounds["max_ratio"]):
         raise fail(key_line("min_ratio"), f"{metric_name}: min_ratio {bounds['min_ratio']:g} > "
