@@ -86,3 +86,32 @@ def test_best_offset_prefers_shortest_round_trip() -> None:
 def test_agent_url_must_be_http() -> None:
     with pytest.raises(UsageError, match="bad value 'ftp://x' for --agent-url \\(from flag\\)"):
         check_agent_url("ftp://x", "from flag")
+
+
+def test_log_error_sampler_counts_new_lines_across_rotation(tmp_path: Any) -> None:
+    from loadtest.agent.logerrors import LogErrorSampler
+
+    log = tmp_path / "mail.log"
+    log.write_text("old: cyrus/imap[1]: IOERROR: before the agent started\n")
+    store = SeriesStore()
+    collectors = CollectorSet([], store, CollectorConfig(collectors=("machine",)))
+    sampler = LogErrorSampler(collectors.ctx, "mail", str(log), "cyrus/")
+    sampler._run(1.0)  # starts at the end of the file
+    with log.open("a") as fh:
+        fh.write("x cyrus/imap[2]: IOERROR: fsync failed\nx cyrus/lmtp[3]: DBERROR: db5\n"
+                 "x postfix/smtpd[4]: IOERROR: not Cyrus\nx cyrus/imap[5]: Fatal error: half")
+    sampler._run(2.0)  # the unterminated last line waits for its end
+    log.rename(tmp_path / "mail.log.1")
+    log.write_text(" line\nx cyrus/imap[6]: IOERROR: after rotation\n")
+    sampler._run(3.0)
+
+    def totals(t: float) -> dict[str, float | None]:
+        return {s.labels["kind"]: s.value for s in store.samples("log_errors_total") if s.t == t}
+
+    assert totals(2.0) == {"IOERROR": 1, "DBERROR": 1, "fatal": 0}
+    assert totals(3.0) == {"IOERROR": 2, "DBERROR": 1, "fatal": 0}
+    log.unlink()
+    sampler._run(4.0)
+    (gap,) = store.events("collector_gap")
+    assert "cannot read log file" in gap.detail["why"]
+    collectors.runtime.close()
