@@ -17,6 +17,7 @@ from loadtest.report.artifacts import load_run
 
 COMPARE_VERDICT_FILE = "compare-verdict.json"
 COMPARE_JUNIT_FILE = "compare-junit.xml"
+COMPARE_PLOT_FILE = "compare-overlay.png"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"write the JUnit XML here (default: NEW/{COMPARE_JUNIT_FILE})")
     parser.add_argument("--json", metavar="PATH",
                         help=f"write the JSON verdict here (default: NEW/{COMPARE_VERDICT_FILE})")
+    parser.add_argument("--no-plot", action="store_true",
+                        help=f"do not write NEW/{COMPARE_PLOT_FILE} (both runs on one time axis)")
 
 
 def load_baseline(folder: str | Path) -> Baseline:
     """A finished run's artifacts as a baseline (UsageError naming the folder if incomplete)."""
     artifacts = load_run(folder)
-    return Baseline(Path(folder).name, artifacts.steps, artifacts.store)
+    return Baseline(Path(folder).name, artifacts.steps, artifacts.store, artifacts.steps.start)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,4 +49,12 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.new)
     write_verdict_json(verdict, args.json or folder / COMPARE_VERDICT_FILE)
     write_junit(verdict, args.junit or folder / COMPARE_JUNIT_FILE)
+    if not args.no_plot:
+        from loadtest.report.overlay import plot_overlay
+
+        plot = plot_overlay(baseline.store, new.store, folder / COMPARE_PLOT_FILE,
+                            base_name=baseline.name, new_name=folder.name,
+                            base_start=baseline.start, new_start=new.steps.start)
+        if plot is not None:
+            print(f"both runs on one time axis: {plot}")
     return verdict.exit_code

@@ -99,6 +99,7 @@ class Baseline:
     name: str
     steps: StepRecorder
     store: SeriesStore
+    start: float | None = None  # when the baseline run started (for plots)
 
 
 def evaluate(rules: RuleSet, steps: StepRecorder, store: SeriesStore,

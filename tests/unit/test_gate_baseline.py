@@ -90,6 +90,7 @@ def test_compare_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rule]]\nmetric = "greeting_latency_ms.p99"\nmax_ratio = 1.2\n')
     assert main(["compare", str(healthy), str(healthy), "--rules", str(rules)]) == 0
+    assert (healthy / "compare-overlay.png").stat().st_size > 10_000
     assert main(["compare", str(healthy), str(stalled), "--rules", str(rules)]) == 1
     verdict = json.loads((stalled / "compare-verdict.json").read_text())
     assert verdict["baseline_run"] == "healthy" and verdict["run"] == "stalled"
