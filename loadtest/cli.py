@@ -23,11 +23,14 @@ PROG = "cyrus-loadtest"
 PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("loadtest.collectors.watch", "live server-side series for a deployment, like top"),
     "gate": ("loadtest.gate.cli", "evaluate gate rules over a run's artifacts"),
+    "compare": ("loadtest.compare_cli", "judge a run against a baseline run (max_ratio rules)"),
     "report": ("loadtest.report.cli", "write the HTML report of a run's artifacts"),
     "bench": ("loadtest.bench.cli", "measure the load generator: CPU per session, flood cycles, "
               "held-session memory, collectors' cost, open-loop lateness (table and JSON)"),
     "acceptance": ("loadtest.acceptance", "start a test deployment, run the acceptance scenario "
                    "with the gate, write the report, stop the deployment"),
+    "agent": ("loadtest.agent.server", "serve the server-side collectors on the Cyrus host over "
+              "HTTP (/metrics for Prometheus, /series for --agent-url)"),
     "scenario": ("loadtest.scenario_cli", "run one incident scenario with its own deployment and gate"),
     "options": ("loadtest.options_cli", "every option of the locustfiles: flag, env name, "
                 "config key, default, help (locust --help cannot show them)"),
@@ -65,6 +68,8 @@ def _deploy_up(args: argparse.Namespace) -> int:
                if getattr(args, field) is not None}
     if args.rotating_binary:
         options["imapd_binary"] = "symlink"
+    if args.httpd_metrics:
+        options["httpd_metrics"] = True
     slots = load_topology(args.topology) if args.topology is not None else None
     timing = Timing()
     with _progress() as progress:
@@ -75,7 +80,8 @@ def _deploy_up(args: argparse.Namespace) -> int:
     for info in deployment.instances:
         imaps = f", imaps on {info.host}:{info.tls_port}" if info.tls_port else ""
         print(f"{info.name}: imap on {info.address}{imaps}, master pid {info.master_pid}, "
-              f"users in {info.users_file}")
+              f"users in {info.users_file}"
+              + (f", metrics at {info.metrics_url}" if info.metrics_url else ""))
     print(f"provisioned {timing.users} users in {timing.total_s:.1f} s "
           f"(passwords {timing.sasl_s:.1f} s, start {timing.start_s:.1f} s, "
           f"mailboxes {timing.mailboxes_s:.1f} s)")
@@ -208,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "imaps on its own port and STARTTLS on the plain one; none: plain IMAP only")
     up.add_argument("--rotating-binary", action="store_true",
                     help="run imapd through a symlink, for the rotate-binary fault")
+    up.add_argument("--httpd-metrics", action="store_true",
+                    help="also run Cyrus's httpd with its own Prometheus /metrics (needs "
+                    "cyrus-caldav); its URL is in deployment.json, for --metrics-url")
     up.set_defaults(func=_deploy_up)
     for name, func, text in (("status", _deploy_status, "masters, ports and ready workers"),
                              ("down", _deploy_down, "stop every process of a deployment")):

@@ -292,6 +292,38 @@ def _remote_collectors(environment: Any, store: Any, config: Any) -> Any:
     return CollectorSet([remote], store, config)
 
 
+def _baseline(settings: Any) -> Any:
+    """--baseline RUN: a finished run's artifacts, read before the run starts."""
+    from loadtest.compare_cli import load_baseline
+
+    if not settings.get("baseline"):
+        return None
+    try:
+        return load_baseline(settings["baseline"])
+    except UsageError as exc:
+        raise UsageError(f"{exc} (--baseline, {settings.source('baseline')})") from None
+
+
+def _agent_settings(settings: Any) -> tuple[str, str | None] | None:
+    """--agent-url and its token, checked before the run starts."""
+    from loadtest.agent.client import check_agent_url, read_token_file
+
+    if not settings.get("agent_url"):
+        return None
+    url = check_agent_url(settings["agent_url"], settings.source("agent_url"))
+    token_file = settings.get("agent_token_file")
+    token = read_token_file(token_file, settings.source("agent_token_file")) if token_file else None
+    return url, token
+
+
+def _attach_agent(collectors: Any, url: str, token: str | None) -> None:
+    """The agent's series join the run under the (first) target's instance name."""
+    from loadtest.agent.client import AgentSampler
+
+    instance = collectors.targets[0].name if collectors.targets else "agent"
+    collectors.samplers.append(AgentSampler(collectors.ctx, instance, url, token))
+
+
 @events.init.add_listener
 def set_up_run(environment: Any, **_kwargs: Any) -> None:
     options = environment.parsed_options
@@ -312,6 +344,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     store = SeriesStore()
     try:  # every check before the run folder exists: bad input leaves nothing behind
         rules = load_rules(settings["gate"]) if settings.get("gate") else None
+        baseline = _baseline(settings)
         remote = bool(settings.get("imap_host"))
         collector_config, collect = _collector_settings(settings, remote)
         specs = parse_faults(settings.get("faults"), settings.source("faults"))
@@ -322,6 +355,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
             raise UsageError("--faults needs a local test deployment (no --imap-host)")
         faults = (FaultRunner(specs, deployment, store, run_time=getattr(options, "run_time", None))
                   if specs and deployment is not None else None)
+        agent = _agent_settings(settings) if collect else None
         folder = new_folder(settings["artifacts"], settings.get("run_name"))
     except UsageError as exc:
         _fail_at_init(environment, str(exc))
@@ -332,6 +366,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
         return
     run = Run(folder, store=store)
     run.rules, run.faults = rules, faults
+    run.baseline = baseline
     # No artifacts folder for the collectors: the plugin's one flusher writes the whole store.
     if collect and deployment is not None:
         from loadtest.collectors import CollectorSet
@@ -341,6 +376,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
                                                       instances=instances)
     elif collect:
         run.collectors = _remote_collectors(environment, store, collector_config)
+    if agent is not None:
+        _attach_agent(run.collectors, *agent)
     _runs[environment] = run
     from loadtest.webui import install as install_webui
 
@@ -494,7 +531,8 @@ def finish_run(environment: Any, **_kwargs: Any) -> None:
         from loadtest.gate.output import print_verdict, write_outputs
 
         # Evaluated in memory: the verdict and exit code stand even if no file can be written.
-        verdict = evaluate(run.rules, run.recorder, run.store)
+        verdict = evaluate(run.rules, run.recorder, run.store, run.baseline,
+                           run=run.folder.name if run.baseline else None)
         print_verdict(verdict)
         environment.process_exit_code = verdict.exit_code
         status = f"gate {verdict.status}"

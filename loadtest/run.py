@@ -43,6 +43,13 @@ declare(
     Option("metrics_url", "read master's figures from this Prometheus /metrics page (a "
            "deployment on another host) instead of the local stats file",
            group="cyrus-loadtest run"),
+    Option("agent_url", "URL of a `cyrus-loadtest agent` on the Cyrus host (a deployment on "
+           "another host): its server-side collectors join this run's series",
+           group="cyrus-loadtest run"),
+    Option("agent_token_file", "file holding the agent's bearer token (--agent-url)",
+           group="cyrus-loadtest run"),
+    Option("baseline", "a finished run's artifacts folder: the gate's max_ratio/min_ratio "
+           "rules compare with it", group="cyrus-loadtest run"),
     Option("faults", "faults to inject, separated by ';', e.g. stall-master:at=10,duration=3 "
            "(see docs/scenarios.md)", group="cyrus-loadtest run"),
 )
@@ -75,6 +82,7 @@ class Run:
     faults: Any = None
     flusher: Any = None
     locust_html: Path | None = None  # Locust's HTML report, when the run folder holds it
+    baseline: Any = None  # loadtest.gate.evaluate.Baseline (--baseline RUN)
     on_phase: Any = None  # called with the new phase name (the plugin tells workers)
     # artifact -> why it could not be written (first error): a full or read-only folder is a
     # result told in one line at the end, never a crash of the run

@@ -47,6 +47,7 @@ class InstanceInfo:
     volatile_root: str | None = None  # proc, lock, sockets, stats here (a tmpfs) when set
     tls_port: int | None = None  # imaps (TLS from the first byte); None with `deploy up --tls none`
     tls_cert: str | None = None  # server certificate (signed by the deployment's CA)
+    metrics_url: str | None = None  # Cyrus's own httpd /metrics (deploy up --httpd-metrics)
 
     @property
     def address(self) -> str:

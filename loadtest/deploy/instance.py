@@ -116,8 +116,10 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         tls_port = None
     paths.imapd_conf.write_text(render_imapd_conf(name, paths, options, admin_user=admin_user,
                                                   cyrus_user=cyrus_user, tls=tls))
+    httpd_port = free_port() if options.httpd_metrics else None
     paths.cyrus_conf.write_text(render_cyrus_conf(name, paths, options, host=HOST, port=port,
-                                                  bin_dir=bin_dir, tls_port=tls_port))
+                                                  bin_dir=bin_dir, tls_port=tls_port,
+                                                  httpd_port=httpd_port))
     if can_capture_syslog():
         _build_fake_dev(paths)
     for directory in paths.directories():
@@ -132,6 +134,7 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         users_file=str(users_file or paths.users_file), options=options.as_dict(),
         volatile_root=str(volatile) if volatile else None,
         tls_port=tls_port, tls_cert=str(tls.cert) if tls else None,
+        metrics_url=f"http://{HOST}:{httpd_port}/metrics" if httpd_port else None,
     )
 
 

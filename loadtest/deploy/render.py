@@ -35,6 +35,7 @@ class ServiceOptions:
     failedloginpause: int = 0
     idled: bool = True  # IDLE push needs idled in DAEMON
     imapd_binary: str = ""  # default CYRUS_BIN_DIR/imapd; "symlink": through bin/imapd, for rotation
+    httpd_metrics: bool = False  # also run httpd with Cyrus's own /metrics (a port of its own)
 
     _MINIMUMS = {"prefork": 0, "maxchild": 1, "maxforkrate": 0, "imapd_reuse": 1,
                  "imapd_idle_timeout": 1, "listen_backlog": 1, "prometheus_update_freq": 1,
@@ -190,13 +191,17 @@ def render_imapd_conf(name: str, paths: InstancePaths, options: ServiceOptions, 
         cyrus_user_line=f"cyrus_user: {cyrus_user}" if cyrus_user else "",
         prometheus_update_freq=options.prometheus_update_freq, admin_user=admin_user,
         failedloginpause=options.failedloginpause, tls_lines=_tls_lines(tls),
+        httpd_lines=("httpmodules: prometheus\nprometheus_need_auth: none"
+                     if options.httpd_metrics else ""),
     )
 
 
 def render_cyrus_conf(name: str, paths: InstancePaths, options: ServiceOptions, *,
-                      host: str, port: int, bin_dir: Path, tls_port: int | None = None) -> str:
+                      host: str, port: int, bin_dir: Path, tls_port: int | None = None,
+                      httpd_port: int | None = None) -> str:
     """cyrus.conf; with ``tls_port`` an `imaps` service (imapd -s: TLS from the first byte)
-    beside `imap`, with the same process options."""
+    beside `imap`, with the same process options; with ``httpd_port`` Cyrus's httpd (and
+    promstatsd) serving /metrics."""
     template = Template((fixtures_dir() / "cyrus" / "cyrus.conf.tmpl").read_text())
     idled = f'  idled  cmd="{bin_dir}/idled -C {paths.imapd_conf}"' if options.idled else ""
     imapd = options.imapd_binary or f"{bin_dir}/imapd"
@@ -214,6 +219,12 @@ def render_cyrus_conf(name: str, paths: InstancePaths, options: ServiceOptions, 
         maxforkrate_attr=f" maxforkrate={options.maxforkrate}" if options.maxforkrate else "",
         babysit_attr=" babysit=1" if options.babysit else "",
         idled_line=idled,
+        httpd_service=(f'  http  cmd="{bin_dir}/httpd -C {paths.imapd_conf}" '
+                       f'listen="{host}:{httpd_port}" prefork=0'
+                       if httpd_port else ""),
+        # httpd's /metrics serves what promstatsd collates from every service's stats files.
+        promstatsd_line=(f'  promstatsd  cmd="{bin_dir}/promstatsd -C {paths.imapd_conf}"'
+                         if httpd_port else ""),
     )
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from loadtest.core.runfolder import JUNIT_FILE, VERDICT_FILE, load_run
 from loadtest.core.series import SeriesStore
 from loadtest.core.steps import StepRecorder
-from loadtest.gate.evaluate import Verdict, evaluate
+from loadtest.gate.evaluate import Baseline, Verdict, evaluate
 from loadtest.gate.metrics import describe_all
 from loadtest.gate.output import print_verdict, write_junit, write_outputs, write_verdict_json
 from loadtest.gate.rules import RuleSet, load_rules
@@ -61,13 +61,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def gate_at_quit(rules: RuleSet, recorder: StepRecorder, store: SeriesStore,
-                 folder: str | Path, console: Console | None = None) -> Verdict:
+                 folder: str | Path, console: Console | None = None,
+                 baseline: Baseline | None = None) -> Verdict:
     """In-process gate for the plugin's quitting handler: evaluate, print the table and write
     verdict.json and junit.xml. The caller closes events still open first
     (`store.close_open_events(recorder.end)`: offline, only closed events exist), sets
     `environment.process_exit_code = verdict.exit_code` and writes steps.json and the series
     (flush) so that the offline gate reads the same data."""
-    verdict = evaluate(rules, recorder, store)
+    verdict = evaluate(rules, recorder, store, baseline,
+                       run=Path(folder).name if baseline else None)
     print_verdict(verdict, console)
     write_outputs(verdict, folder)
     return verdict

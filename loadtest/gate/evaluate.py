@@ -35,6 +35,7 @@ class RuleResult:
     samples: int | None  # what min_samples was checked against (None: not applicable)
     reason: str
     faults: tuple[str, ...] = ()  # injected faults overlapping a failing rule's interval
+    baseline: float | None = None  # the baseline run's value (relative rules)
 
 
     @property
@@ -45,7 +46,10 @@ class RuleResult:
         return {**self.rule.to_dict(), "status": self.status,
                 "measured": json_number(self.measured), "measured_text": self.measured_text,
                 "threshold": self.rule.threshold_text, "samples": self.samples,
-                "reason": self.reason, "faults": list(self.faults)}
+                "reason": self.reason, "faults": list(self.faults),
+                "baseline": json_number(self.baseline),
+                "baseline_text": (None if self.baseline is None
+                                  else format_value(self.baseline, self.rule.metric))}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class Verdict:
     rules_path: str
     suite: str
     results: tuple[RuleResult, ...]
+    run: str | None = None  # the run measured ("measured" numbers)
+    baseline_run: str | None = None  # the run relative rules compare with ("baseline" numbers)
 
     @property
     def status(self) -> str:
@@ -70,7 +76,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         counts = {s: sum(r.status == s for r in self.results) for s in (PASS, FAIL, INCONCLUSIVE)}
         return {"format": VERDICT_FORMAT, "suite": self.suite, "rules_file": self.rules_path,
-                "status": self.status, "exit_code": self.exit_code, "counts": counts,
+                "run": self.run, "baseline_run": self.baseline_run, "status": self.status, "exit_code": self.exit_code, "counts": counts,
                 "results": [r.to_dict() for r in self.results]}
 
 
@@ -86,10 +92,26 @@ def format_value(value: float | None, metric: Metric) -> str:
     return f"{value:.4g}"
 
 
-def evaluate(rules: RuleSet, steps: StepRecorder, store: SeriesStore) -> Verdict:
-    """Measure every rule and judge it."""
+@dataclass(frozen=True)
+class Baseline:
+    """The run relative rules (max_ratio, min_ratio) compare with."""
+
+    name: str
+    steps: StepRecorder
+    store: SeriesStore
+    start: float | None = None  # when the baseline run started (for plots)
+
+
+def evaluate(rules: RuleSet, steps: StepRecorder, store: SeriesStore,
+             baseline: Baseline | None = None, run: str | None = None) -> Verdict:
+    """Measure every rule and judge it; relative rules against ``baseline`` (inconclusive
+    without one)."""
     context = _Context(steps, store)
-    return Verdict(rules.path, rules.name, tuple(_judge(rule, context) for rule in rules.rules))
+    base = None if baseline is None else _Context(baseline.steps, baseline.store)
+    return Verdict(rules.path, rules.name,
+                   tuple(_judge(rule, context, base, baseline.name if baseline else None)
+                         for rule in rules.rules),
+                   run, baseline.name if baseline else None)
 
 
 class _Context:
@@ -126,44 +148,83 @@ class _Context:
         return found or None
 
 
-def _judge(rule: Rule, ctx: _Context) -> RuleResult:
+def _measure(rule: Rule, ctx: _Context) -> tuple[float | None, int | None, str, str | None]:
+    """(measured, samples, note, why inconclusive or None)."""
     metric = rule.metric
     windows = ctx.windows(rule.phase)
     if windows is None and not (metric.family == "step" and rule.phase in ctx.recorder.phases()):
-        return RuleResult(rule, INCONCLUSIVE, None, 0,
-                          f"phase {rule.phase!r} never ran (no phase event with that name)")
-    samples: int | None
+        return None, 0, "", f"phase {rule.phase!r} never ran (no phase event with that name)"
     if metric.family == "step":
         measured, samples, note = _step_value(rule, ctx, windows)
     elif metric.family == "series":
         measured, samples, note = _series_value(rule, ctx, windows or EVERYTHING)
     elif metric.family == INTEGRITY:
         measured, samples, note = _integrity_value(rule, ctx)
-        if note == NO_AUDIT and metric.stat != "checked":
-            # A run without integrity users wrote nothing, so nothing was lost: the default
-            # gate's integrity rules must not make every other run inconclusive.
-            return RuleResult(rule, PASS, None, None, NO_AUDIT + ": nothing written, nothing lost")
     else:
         measured, samples, note = _event_value(rule, ctx, windows or EVERYTHING)
-
     if samples is not None and samples < rule.min_samples:
-        return RuleResult(rule, INCONCLUSIVE, measured, samples,
-                          f"only {samples} samples, the rule needs at least {rule.min_samples}")
+        return measured, samples, note, (f"only {samples} samples, the rule needs at least "
+                                         f"{rule.min_samples}")
     if measured is None:
-        return RuleResult(rule, INCONCLUSIVE, None, samples, note or "no data")
+        return None, samples, note, note or "no data"
+    return measured, samples, note, None
+
+
+def ratio(measured: float, baseline: float, floor: float = 0.0) -> float:
+    """measured / baseline, both raised to ``floor`` first (differences below it are noise);
+    0 over 0 is 1 (unchanged), anything over 0 is +inf."""
+    measured, baseline = max(measured, floor), max(baseline, floor)
+    if baseline == 0:
+        return 1.0 if measured == 0 else math.inf
+    return measured / baseline
+
+
+def _judge(rule: Rule, ctx: _Context, base: _Context | None = None,
+           base_name: str | None = None) -> RuleResult:
+    metric = rule.metric
+    if (metric.family == INTEGRITY and metric.stat != "checked"
+            and not ctx.samples(f"integrity_{metric.stat}")):
+        # A run without integrity users wrote nothing, so nothing was lost: the default
+        # gate's integrity rules must not make every other run inconclusive.
+        return RuleResult(rule, PASS, None, None, NO_AUDIT + ": nothing written, nothing lost")
+    measured, samples, note, inconclusive = _measure(rule, ctx)
+    if inconclusive is not None:
+        return RuleResult(rule, INCONCLUSIVE, measured, samples, inconclusive)
+    assert measured is not None
+    baseline = None
+    if rule.relative:
+        if base is None:
+            return RuleResult(rule, INCONCLUSIVE, measured, samples,
+                              "relative rule without a baseline run (--baseline RUN, or "
+                              "`cyrus-loadtest compare BASE NEW`)")
+        baseline, _base_samples, _note, base_inconclusive = _measure(rule, base)
+        if base_inconclusive is not None:
+            return RuleResult(rule, INCONCLUSIVE, measured, samples,
+                              f"baseline run {base_name}: {base_inconclusive}", (), baseline)
     text = format_value(measured, metric)
     failed = None
     if rule.max is not None and measured > rule.max:
         failed = f"{text} > max {rule.max:g}"
     elif rule.min is not None and measured < rule.min:
         failed = f"{text} < min {rule.min:g}"
+    elif baseline is not None:
+        factor = ratio(measured, baseline, rule.ratio_floor)
+        base_text = f"baseline {format_value(baseline, metric)} (run {base_name})"
+        if rule.max_ratio is not None and factor > rule.max_ratio:
+            failed = f"{text} = {factor:.3g} x {base_text} > max_ratio {rule.max_ratio:g}"
+        elif rule.min_ratio is not None and factor < rule.min_ratio:
+            failed = f"{text} = {factor:.3g} x {base_text} < min_ratio {rule.min_ratio:g}"
     if failed is not None:
         reason = f"{failed}: {note}" if note else failed
-        faults = _faults_during(rule, ctx, windows or EVERYTHING)
+        faults = _faults_during(rule, ctx, ctx.windows(rule.phase) or EVERYTHING)
         if faults:
             reason += "; during injected fault " + ", ".join(faults)
-        return RuleResult(rule, FAIL, measured, samples, reason, faults)
-    return RuleResult(rule, PASS, measured, samples, f"{text} within {rule.threshold_text}")
+        return RuleResult(rule, FAIL, measured, samples, reason, faults, baseline)
+    if baseline is not None:
+        text = (f"{text} = {ratio(measured, baseline, rule.ratio_floor):.3g} x baseline "
+                f"{format_value(baseline, metric)} (run {base_name})")
+    return RuleResult(rule, PASS, measured, samples, f"{text} within {rule.threshold_text}",
+                      (), baseline)
 
 
 def _faults_during(rule: Rule, ctx: _Context, windows: list[Window]) -> tuple[str, ...]:

@@ -71,7 +71,8 @@ SIGNALS: dict[str, str] = {
     "ready_fails_total": COUNTER,
     "listen_overflows": COUNTER,
     "listen_drops": COUNTER,
-    "cyrus_errors": COUNTER,
+    "cyrus_errors": COUNTER,  # IOERROR/DBERROR/fatal lines (syslog of ours, or the agent's log)
+    "agent_cpu_percent": GAUGE,
 }
 AGGREGATIONS = {
     LATENCY: ("min", "max", "mean", "last"),  # plus percentiles

@@ -16,22 +16,30 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.core.runfolder import JUNIT_FILE, VERDICT_FILE
-from loadtest.gate.evaluate import FAIL, INCONCLUSIVE, PASS, Verdict
+from loadtest.gate.evaluate import FAIL, INCONCLUSIVE, PASS, Verdict, format_value
 from loadtest.paths import atomic_write
 
 STYLE = {PASS: "green", FAIL: "bold red", INCONCLUSIVE: "yellow"}
 
 
 def verdict_table(verdict: Verdict) -> Table:
+    runs = (f", measured: run {verdict.run}, baseline: run {verdict.baseline_run}"
+            if verdict.baseline_run else "")
     table = Table(title=f"{verdict.suite}: {verdict.status.upper()} "
-                        f"(exit {verdict.exit_code}, rules from {verdict.rules_path})",
+                        f"(exit {verdict.exit_code}, rules from {verdict.rules_path}{runs})",
                   title_justify="left")
-    for column in ("rule", "scope", "measured", "threshold", "samples", "result", "reason"):
+    columns = ["rule", "scope", "measured", "threshold", "samples", "result", "reason"]
+    if verdict.baseline_run:
+        columns.insert(3, "baseline")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for r in verdict.results:
-        table.add_row(r.rule.metric.name, r.rule.scope_text or "run", r.measured_text,
-                      r.rule.threshold_text, "-" if r.samples is None else str(r.samples),
-                      f"[{STYLE[r.status]}]{r.status}[/]", "" if r.status == PASS else r.reason)
+        row = [r.rule.metric.name, r.rule.scope_text or "run", r.measured_text,
+               r.rule.threshold_text, "-" if r.samples is None else str(r.samples),
+               f"[{STYLE[r.status]}]{r.status}[/]", "" if r.status == PASS else r.reason]
+        if verdict.baseline_run:
+            row.insert(3, "-" if r.baseline is None else format_value(r.baseline, r.rule.metric))
+        table.add_row(*row)
     return table
 
 

@@ -11,6 +11,8 @@ Pure module: no Locust, no gevent.
     max = 500                   # pass when measured <= max (and >= min when given)
     phase = "reconnect-flood"   # optional: only this phase of a shaped run
     instance = "slot1"          # optional: only this Cyrus instance
+    max_ratio = 1.2             # optional: measured <= 1.2 x the baseline run's value of the
+                                # same metric, phase and instance (--baseline, `compare`)
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from loadtest.errors import UsageError
 from loadtest.gate.metrics import Metric, parse_metric
 from loadtest.tomllines import TomlLines
 
-RULE_KEYS = ("metric", "min", "max", "phase", "instance", "labels", "min_samples", "name")
+RULE_KEYS = ("metric", "min", "max", "min_ratio", "max_ratio", "ratio_floor", "phase", "instance",
+             "labels", "min_samples", "name")
 GATE_KEYS = ("min_samples", "extra_steps", "name")
 DEFAULT_MIN_SAMPLES = 1
 
@@ -43,6 +46,13 @@ class Rule:
     min_samples: int = DEFAULT_MIN_SAMPLES
     name: str = ""
     line: int | None = None  # where the rule starts in its file
+    min_ratio: float | None = None  # relative to the baseline run's value
+    max_ratio: float | None = None
+    ratio_floor: float = 0.0  # both values are raised to at least this before the ratio
+
+    @property
+    def relative(self) -> bool:
+        return self.min_ratio is not None or self.max_ratio is not None
 
     @property
     def threshold_text(self) -> str:
@@ -51,6 +61,12 @@ class Rule:
             parts.append(f">= {_fmt(self.min)}")
         if self.max is not None:
             parts.append(f"<= {_fmt(self.max)}")
+        if self.min_ratio is not None:
+            parts.append(f">= {_fmt(self.min_ratio)} x baseline")
+        if self.max_ratio is not None:
+            parts.append(f"<= {_fmt(self.max_ratio)} x baseline")
+        if self.ratio_floor and self.relative:
+            parts[-1] += f" (floor {_fmt(self.ratio_floor)})"
         return " and ".join(parts)
 
     @property
@@ -63,7 +79,8 @@ class Rule:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "metric": self.metric.name, "min": self.min, "max": self.max,
-                "phase": self.phase, "instance": self.instance, "labels": self.labels,
+                "min_ratio": self.min_ratio, "max_ratio": self.max_ratio,
+                "ratio_floor": self.ratio_floor, "phase": self.phase, "instance": self.instance, "labels": self.labels,
                 "scope": self.scope_text, "min_samples": self.min_samples, "line": self.line}
 
 
@@ -179,8 +196,27 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
                 raise fail(key_line(key), f"{metric_name}: {key} = {value!r} is negative")
             value = float(value)
         bounds[key] = value
-    if bounds["min"] is None and bounds["max"] is None:
+    for key in ("min_ratio", "max_ratio"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value) or value <= 0):
+            raise fail(key_line(key), f"{metric_name}: {key} = {value!r} is not a positive "
+                       "number (1.2 = at most 20 % above the baseline)")
+        bounds[key] = None if value is None else float(value)
+    floor = raw.get("ratio_floor", 0.0)
+    if isinstance(floor, bool) or not isinstance(floor, int | float) \
+            or not math.isfinite(floor) or floor < 0:
+        raise fail(key_line("ratio_floor"), f"{metric_name}: ratio_floor = {floor!r} is not a "
+                   "number >= 0")
+    if floor and bounds["min_ratio"] is None and bounds["max_ratio"] is None:
+        raise fail(key_line("ratio_floor"), f"{metric_name}: ratio_floor without max_ratio or "
+                   "min_ratio")
+    if all(bounds[k] is None for k in ("min", "max", "min_ratio", "max_ratio")):
         raise fail(line, f"{metric_name}: rule has neither min nor max")
+    if (bounds["min_ratio"] is not None and bounds["max_ratio"] is not None
+            and bounds["min_ratio"] > bounds["max_ratio"]):
+        raise fail(key_line("min_ratio"), f"{metric_name}: min_ratio {bounds['min_ratio']:g} > "
+                   f"max_ratio {bounds['max_ratio']:g}: no value could pass")
     if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
         raise fail(key_line("min"), f"{metric_name}: min {bounds['min']:g} > max "
                    f"{bounds['max']:g}: no value could pass")
@@ -205,7 +241,8 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
     min_samples = _min_samples(raw.get("min_samples", default_min_samples),
                                lambda r: fail(key_line("min_samples"), f"{metric_name}: {r}"))
     rule = Rule(metric, bounds["min"], bounds["max"], scope["phase"], scope["instance"],
-                {k: str(v) for k, v in labels.items()}, min_samples, "", line)
+                {k: str(v) for k, v in labels.items()}, min_samples, "", line,
+                bounds["min_ratio"], bounds["max_ratio"], float(floor))
     name = scope["name"] or " ".join(p for p in (metric.name, rule.threshold_text,
                                                  f"[{rule.scope_text}]" if rule.scope_text
                                                  else "") if p)

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"deploy"},                               # disposable Cyrus deployments
     {"imap"},                                 # timed IMAP sessions
     {"collectors", "integrity"},              # signals on a fixed clock; the mail-integrity audit
-    {"faults", "gate"},                       # fault injectors; rules and verdicts
+    {"faults", "gate", "agent"},              # fault injectors; rules and verdicts; the agent
     {"report"},                               # the offline report
     {"webui"},                                # the Locust web UI (its downloads use the report)
     {"run"},                                  # one run's folder and options
@@ -30,7 +30,7 @@ LAYERS: list[set[str]] = [
     {"users"},                                # Locust users
     {"shapes"},                               # load shapes (phases of user classes)
     {"scenarios", "bench", "acceptance", "integrity_user"},  # scenarios, orchestrations, users in phases
-    {"scenario_cli", "options_cli", "cli"},   # entry points (cli loads its subcommands by name)
+    {"scenario_cli", "options_cli", "compare_cli", "cli"},  # entry points (cli loads them by name)
 ]
 
 

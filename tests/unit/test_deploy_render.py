@@ -96,6 +96,21 @@ def test_tls_names_the_instance_certificate_and_asks_no_client_certificate() -> 
     assert keys["tls_client_certs"] == "off"
 
 
+def test_httpd_metrics_adds_httpd_promstatsd_and_the_prometheus_module() -> None:
+    paths = InstancePaths(Path("/srv/lt/slot1"))
+    options = ServiceOptions().updated({"httpd_metrics": "yes"}, "test")
+    text = render_cyrus_conf("slot1", paths, options, host="127.0.0.1", port=14300,
+                             bin_dir=Path("/usr/lib/cyrus/bin"), httpd_port=14380)
+    http = next(line for line in text.splitlines() if line.strip().startswith("http "))
+    assert 'listen="127.0.0.1:14380"' in http and "/httpd -C /srv/lt/slot1/imapd.conf" in http
+    assert "promstatsd -C /srv/lt/slot1/imapd.conf" in text
+    conf = render_imapd_conf("slot1", paths, options, admin_user="admin", cyrus_user=None)
+    assert "httpmodules: prometheus" in conf
+    plain = render_cyrus_conf("slot1", paths, ServiceOptions(), host="127.0.0.1", port=14300,
+                              bin_dir=Path("/usr/lib/cyrus/bin"))
+    assert "httpd" not in plain and "promstatsd" not in plain
+
+
 @pytest.mark.parametrize("values, fragment", [
     ({"maxchild": "lots"}, "maxchild='lots' in flag --maxchild: expected an integer"),
     ({"maxchild": 0}, "maxchild=0 in flag --maxchild: must be >= 1"),
