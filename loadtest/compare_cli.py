@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 
 from loadtest.core.runfolder import load_run
-from loadtest.gate.evaluate import Baseline, evaluate
+from loadtest.gate.cli import load_baseline
+from loadtest.gate.evaluate import evaluate
 from loadtest.gate.output import print_verdict, write_junit, write_verdict_json
 from loadtest.gate.rules import load_rules
 
@@ -34,10 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"do not write NEW/{COMPARE_PLOT_FILE} (both runs on one time axis)")
 
 
-def load_baseline(folder: str | Path) -> Baseline:
-    """A finished run's artifacts as a baseline (UsageError naming the folder if incomplete)."""
-    artifacts = load_run(folder)
-    return Baseline(Path(folder).name, artifacts.steps, artifacts.store, artifacts.steps.start)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -294,7 +294,7 @@ def _remote_collectors(environment: Any, store: Any, config: Any) -> Any:
 
 def _baseline(settings: Any) -> Any:
     """--baseline RUN: a finished run's artifacts, read before the run starts."""
-    from loadtest.compare_cli import load_baseline
+    from loadtest.gate.cli import load_baseline
 
     if not settings.get("baseline"):
         return None

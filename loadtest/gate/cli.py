@@ -60,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
     return verdict.exit_code
 
 
+def load_baseline(folder: str | Path) -> Baseline:
+    """A finished run's artifacts as a baseline (UsageError naming the folder if incomplete)."""
+    artifacts = load_run(folder)
+    return Baseline(Path(folder).name, artifacts.steps, artifacts.store, artifacts.steps.start)
+
+
 def gate_at_quit(rules: RuleSet, recorder: StepRecorder, store: SeriesStore,
                  folder: str | Path, console: Console | None = None,
                  baseline: Baseline | None = None) -> Verdict:
