@@ -24,7 +24,7 @@ from locust import events
 
 from loadtest import run as _run_options  # noqa: F401 - declares the run's options
 from loadtest import settings as settings_mod
-from loadtest.core.steps import locust_listener
+from loadtest.batch import attach_recorder
 from loadtest.errors import EXIT_USAGE, UsageError
 from loadtest.imap import config as imap_config_mod
 
@@ -287,7 +287,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     # The Cyrus server tab: live series and gate table (register_options binds to 127.0.0.1).
     install_webui(environment, store=lambda: run.store, rules=lambda: run.rules,
                   steps=lambda: run.recorder)
-    environment.events.request.add_listener(locust_listener(run.recorder, run.current_phase))
+    attach_recorder(environment, run.recorder, run.current_phase)
     # Locust's HTML report goes into the run folder unless the user chose a place (Locust reads
     # html_file at the very end; its CSV writer exists before init, so finish_run writes CSVs).
     if not getattr(options, "html_file", None):
@@ -305,7 +305,7 @@ def _set_up_worker(environment: Any) -> None:
 
     state = {"recorder": StepRecorder(), "phase": None}
     _worker_state[environment] = state
-    environment.events.request.add_listener(locust_listener(state["recorder"], lambda: state["phase"]))
+    attach_recorder(environment, state["recorder"], lambda: state["phase"])
     environment.runner.register_message(
         PHASE_MESSAGE, lambda msg, **_kw: state.__setitem__("phase", msg.data))
 

@@ -1,9 +1,11 @@
 """Locust users for Cyrus IMAP: churn, held sessions, reconnect floods.
 
-Each user adapts the session core's step reports to ``environment.events.request.fire`` (one
-event per IMAP step, request_type ``IMAP``, name = step, ``context["instance"]``, and on failure
-``context["failure_class"]``). A failed step ends the iteration; the failure was already
-reported once by the session.
+Each user adapts the session core's step reports to Locust: a failed step fires
+``environment.events.request`` at once (request_type ``IMAP``, name = step,
+``context["instance"]`` and ``context["failure_class"]``); successes go to the process's
+:class:`loadtest.batch.StepBatcher`, which hands them to Locust's stats and the gate in
+batches (at least every quarter second). A failed step ends the iteration; the failure was
+already reported once by the session.
 
 Pacing: closed loop (``--imap-wait``) or open loop (``--imap-rate`` sessions/s per user). In
 open loop each session has a scheduled start (``t0 + k / rate``); a late session starts at once
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 from locust import User, events, task
 
 from loadtest import plugin
+from loadtest.batch import batcher_of
 from loadtest.imap import failures as f
 from loadtest.imap.config import ImapConfig
 from loadtest.imap.failures import StepFailure
@@ -53,7 +56,7 @@ class ImapUser(User):
         self.target, self.credential = config.slot(_next_index(environment))
         self.disconnect_mode = config.disconnect or self.default_disconnect
         self._fire = environment.events.request.fire
-        self._context = {"instance": self.target.instance}
+        self._batcher = batcher_of(environment)  # successes in batches (loadtest.batch)
         self._next_start: float | None = None
         self._period = 1.0 / config.rate if config.rate > 0 else 0.0
 
@@ -76,9 +79,9 @@ class ImapUser(User):
 
     def report(self, step: str, response_time_ms: float, length: int, failure: StepFailure | None) -> None:
         if failure is None:
-            context = self._context
-        else:
-            context = {"instance": self.target.instance, "failure_class": failure.failure_class}
+            self._batcher.success(f.REQUEST_TYPE, step, response_time_ms, length, self.target.instance)
+            return
+        context = {"instance": self.target.instance, "failure_class": failure.failure_class}
         self._fire(
             request_type=f.REQUEST_TYPE,
             name=step,
@@ -96,14 +99,7 @@ class ImapUser(User):
         if self._next_start is None:
             self._next_start = now
         lag_ms = max(0.0, (now - self._next_start) * 1000.0)
-        self._fire(
-            request_type=PACING_REQUEST_TYPE,
-            name=SCHEDULE_LAG,
-            response_time=lag_ms,
-            response_length=0,
-            exception=None,
-            context=self._context,
-        )
+        self._batcher.success(PACING_REQUEST_TYPE, SCHEDULE_LAG, lag_ms, 0, self.target.instance)
         self._next_start += self._period
 
 

@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"faults", "gate"},                       # fault injectors; rules and verdicts
     {"report", "webui"},                      # what the operator reads
     {"run"},                                  # one run's folder and options
+    {"batch"},                                # step statistics to Locust and the gate in batches
     {"plugin"},                               # the one module wiring Locust events
     {"users"},                                # Locust users
     {"shapes"},                               # load shapes (phases of user classes)
