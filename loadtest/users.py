@@ -20,6 +20,7 @@ import itertools
 from time import perf_counter
 from typing import Any, TypeVar
 
+import gevent
 from locust import User, events, task
 
 from loadtest import plugin
@@ -63,9 +64,33 @@ class ImapUser(User):
     def _new_session(self, cls: type[SessionT]) -> SessionT:
         return cls(self.target, self.report, self.config.connect_timeout, self.config.timeout)
 
+    def _multiplex(self, login_line: bytes | None, list_mailboxes: bool) -> None:
+        """--imap-multiplex: hand this user's connection to the process's event loop
+        (loadtest.driver); the user's own greenlet then only waits to be stopped."""
+        from loadtest.driver import driver_of
+        from loadtest.imap.multiplex import Connection, program
+
+        config = self.config
+        self._driver = driver_of(self.environment, config.connect_timeout, config.timeout,
+                                 (PACING_REQUEST_TYPE, SCHEDULE_LAG))
+        self._connection = Connection(self.target, program(login_line, list_mailboxes,
+                                                           self.disconnect_mode), self.disconnect_mode,
+                                      self._period)
+        self._driver.join(self._connection)
+
+    def _multiplexed(self) -> bool:
+        """In a task: True (after waiting until the user stops) when the loop drives it."""
+        if getattr(self, "_connection", None) is None:
+            return False
+        gevent.sleep(3600)
+        return True
+
     # -- Locust hooks ------------------------------------------------------------------------
 
     def on_stop(self) -> None:
+        if getattr(self, "_connection", None) is not None:
+            self._driver.leave(self._connection)
+            return
         self.session.abort()
 
     def wait_time(self) -> float:
@@ -166,11 +191,15 @@ class ChurnUser(ImapUser):
         if self.config.lean:
             self.session = self._new_session(LeanSession)
             self._login_line = login_command(self.credential)
+            if self.config.multiplex:
+                self._multiplex(self._login_line, list_mailboxes=True)
         else:
             self.session = self._new_session(ImapSession)
 
     @task
     def churn(self) -> None:
+        if self._multiplexed():
+            return
         self.pace()
         session = self.session
         try:
@@ -243,8 +272,14 @@ class ReconnectFloodUser(ImapUser):
         self.session = self._new_session(LeanSession)
         self._login_line = login_command(self.credential) if self.config.flood_login else None
 
+    def on_start(self) -> None:
+        if self.config.multiplex:
+            self._multiplex(self._login_line, list_mailboxes=False)
+
     @task
     def flood(self) -> None:
+        if self._multiplexed():
+            return
         self.pace()
         session = self.session
         try:

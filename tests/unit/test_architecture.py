@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"report", "webui"},                      # what the operator reads
     {"run"},                                  # one run's folder and options
     {"batch"},                                # step statistics to Locust and the gate in batches
+    {"driver"},                               # the multiplexed connections' loop on the gevent hub
     {"plugin"},                               # the one module wiring Locust events
     {"users"},                                # Locust users
     {"shapes"},                               # load shapes (phases of user classes)
