@@ -214,11 +214,11 @@ class Bench:
         ``after_lean()`` runs right after the lean churn (imaptest's, back to back)."""
         users = self.args.users
         capacity = None
-        for path in ("lean", "imapclient"):
+        for path in ("lean", "multiplexed", "imapclient"):
             self.say(f"churn, {path} path, against {server}, {users} users ...")
             figs = self._guard(lambda p=path: fg.churn_figures(
-                self.generator({"kind": "churn", "users": users, "lean": p == "lean"},
-                               {**env, **_lean_env(p == "lean")}), p, against),
+                self.generator({"kind": "churn", "users": users, "lean": p != "imapclient"},
+                               {**env, **_lean_env(p != "imapclient"), **_multiplex_env(p)}), p, against),
                 f"{path}_churn_cpu_us_{against}", f"{path} churn: generator CPU per session ({against})", "µs")
             if path == "lean" and len(figs) > 1:
                 capacity = figs[1].value
@@ -231,7 +231,8 @@ class Bench:
         users = self.args.users
         what = "connect-greeting-LOGIN-RST" if login else "connect-greeting-RST"
         self.say(f"flood, {what}, against {against}, {users} users ...")
-        flood_env = {**env, "LOADTEST_IMAP_DISCONNECT": "reset"}
+        # One loop drives every connection (--imap-multiplex): the flood's fastest path.
+        flood_env = {**env, "LOADTEST_IMAP_DISCONNECT": "reset", "LOADTEST_IMAP_MULTIPLEX": "true"}
         if login:
             flood_env["LOADTEST_IMAP_FLOOD_LOGIN"] = "true"
         self._guard(lambda: [fg.flood_figure(self.generator({"kind": "flood", "users": users}, flood_env),
@@ -359,6 +360,10 @@ def parse_collectors_cost(output: str) -> tuple[float | None, dict[str, Any]]:
         return None, {}
     return float(result["core_percent"]), {k: result[k] for k in ("cpu_s", "wall_s", "samples")
                                            if k in result}
+
+
+def _multiplex_env(path: str) -> dict[str, str]:
+    return {"LOADTEST_IMAP_MULTIPLEX": "true"} if path == "multiplexed" else {}
 
 
 def _lean_env(lean: bool) -> dict[str, str]:

@@ -215,6 +215,12 @@ def held_figure(many: ImaptestRun, one: ImaptestRun, against: str) -> fg.Figure:
 RATIOS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("lean_churn_cpu_us_cyrus", "imaptest_churn_cpu_us_cyrus", "ratio_churn_cpu_per_session",
      "lean churn CPU per session / imaptest's (Cyrus)", True),
+    ("multiplexed_churn_cpu_us_cyrus", "imaptest_churn_cpu_us_cyrus",
+     "ratio_multiplexed_churn_cpu_per_session",
+     "multiplexed lean churn CPU per session / imaptest's (Cyrus)", True),
+    ("multiplexed_churn_sessions_per_s_cyrus", "imaptest_churn_sessions_per_s_cyrus",
+     "ratio_multiplexed_churn_sessions_per_s",
+     "multiplexed lean churn sessions/s / imaptest's (Cyrus)", False),
     ("lean_churn_sessions_per_s_cyrus", "imaptest_churn_sessions_per_s_cyrus",
      "ratio_churn_sessions_per_s", "lean churn sessions/s / imaptest's (Cyrus)", False),
     ("lean_flood_login_cycles_per_core_cyrus", "imaptest_flood_login_cycles_per_core_cyrus",

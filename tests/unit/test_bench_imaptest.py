@@ -99,7 +99,10 @@ def test_ratios_are_ours_over_imaptests() -> None:
                _fig("lean_churn_sessions_per_s_cyrus", 1500.0),
                _fig("imaptest_churn_sessions_per_s_cyrus", 1600.0)]
     ratios = {f.key: f for f in it.ratio_figures(figures)}
-    assert set(ratios) == {"ratio_churn_cpu_per_session", "ratio_churn_sessions_per_s"}
+    assert set(ratios) == {"ratio_churn_cpu_per_session", "ratio_churn_sessions_per_s",
+                           "ratio_multiplexed_churn_cpu_per_session",
+                           "ratio_multiplexed_churn_sessions_per_s"}
+    assert ratios["ratio_multiplexed_churn_cpu_per_session"].value is None  # ours not measured
     assert ratios["ratio_churn_cpu_per_session"].value == 1.5
     assert ratios["ratio_churn_cpu_per_session"].detail["better"] == "lower"
     assert ratios["ratio_churn_sessions_per_s"].value == 0.94  # 0.9375, two decimals
