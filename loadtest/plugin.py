@@ -24,7 +24,7 @@ from locust import events
 
 from loadtest import run as _run_options  # noqa: F401 - declares the run's options
 from loadtest import settings as settings_mod
-from loadtest.core.steps import locust_listener
+from loadtest.batch import attach_recorder
 from loadtest.errors import EXIT_USAGE, UsageError
 from loadtest.imap import config as imap_config_mod
 
@@ -385,7 +385,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     install_webui(environment, store=lambda: run.store, rules=lambda: run.rules,
                   steps=lambda: run.recorder, run=lambda: run,
                   hide_host=deployment is not None)
-    environment.events.request.add_listener(locust_listener(run.recorder, run.current_phase))
+    attach_recorder(environment, run.recorder, run.current_phase)
     # Locust's HTML report goes into the run folder unless the user chose a place: finish_run
     # writes it (and the CSVs: Locust's CSV writer exists before init).
     run.locust_html = None if getattr(options, "html_file", None) else folder / "locust_report.html"
@@ -403,7 +403,7 @@ def _set_up_worker(environment: Any) -> None:
     recorder = StepRecorder()
     state: dict[str, Any] = {"recorder": recorder, "phase": None}
     _worker_state[environment] = state
-    environment.events.request.add_listener(locust_listener(recorder, lambda: state["phase"]))
+    attach_recorder(environment, recorder, lambda: state["phase"])
     environment.runner.register_message(
         PHASE_MESSAGE, lambda msg, **_kw: state.__setitem__("phase", msg.data["name"]))
 

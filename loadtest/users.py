@@ -1,9 +1,11 @@
 """Locust users for Cyrus IMAP: churn, held sessions, reconnect floods.
 
-Each user adapts the session core's step reports to ``environment.events.request.fire`` (one
-event per IMAP step, request_type ``IMAP``, name = step, ``context["instance"]``, and on failure
-``context["failure_class"]``). A failed step ends the iteration; the failure was already
-reported once by the session.
+Each user adapts the session core's step reports to Locust: a failed step fires
+``environment.events.request`` at once (request_type ``IMAP``, name = step,
+``context["instance"]`` and ``context["failure_class"]``); successes go to the process's
+:class:`loadtest.batch.StepBatcher`, which hands them to Locust's stats and the gate in
+batches (at least every quarter second). A failed step ends the iteration; the failure was
+already reported once by the session.
 
 Pacing: closed loop (``--imap-wait``) or open loop (``--imap-rate`` sessions/s per user). In
 open loop each session has a scheduled start (``t0 + k / rate``); a late session starts at once
@@ -18,9 +20,11 @@ import itertools
 from time import perf_counter
 from typing import Any, TypeVar
 
+import gevent
 from locust import User, events, task
 
 from loadtest import plugin
+from loadtest.batch import batcher_of
 from loadtest.core.credentials import Credential
 from loadtest.imap import failures as f
 from loadtest.imap.config import ImapConfig
@@ -55,7 +59,7 @@ class ImapUser(User):
         self.target, self.credential = config.slot(self.index)
         self.disconnect_mode = config.disconnect or self.default_disconnect
         self._fire = environment.events.request.fire
-        self._context = {"instance": self.target.instance}
+        self._batcher = batcher_of(environment)  # successes in batches (loadtest.batch)
         self._next_start: float | None = None
         self._period = 1.0 / config.rate if config.rate > 0 else 0.0
 
@@ -67,10 +71,33 @@ class ImapUser(User):
         if self.credential is None:
             raise RuntimeError(f"{type(self).__name__} needs a credential and has none")
         return self.credential
+    def _multiplex(self, login_line: bytes | None, list_mailboxes: bool) -> None:
+        """--imap-multiplex: hand this user's connection to the process's event loop
+        (loadtest.driver); the user's own greenlet then only waits to be stopped."""
+        from loadtest.driver import driver_of
+        from loadtest.imap.multiplex import Connection, program
+
+        config = self.config
+        self._driver = driver_of(self.environment, config.connect_timeout, config.timeout,
+                                 (PACING_REQUEST_TYPE, SCHEDULE_LAG))
+        self._connection = Connection(self.target, program(login_line, list_mailboxes,
+                                                           self.disconnect_mode), self.disconnect_mode,
+                                      self._period)
+        self._driver.join(self._connection)
+
+    def _multiplexed(self) -> bool:
+        """In a task: True (after waiting until the user stops) when the loop drives it."""
+        if getattr(self, "_connection", None) is None:
+            return False
+        gevent.sleep(3600)
+        return True
 
     # -- Locust hooks ------------------------------------------------------------------------
 
     def on_stop(self) -> None:
+        if getattr(self, "_connection", None) is not None:
+            self._driver.leave(self._connection)
+            return
         self.session.abort()
 
     def wait_time(self) -> float:
@@ -84,11 +111,11 @@ class ImapUser(User):
 
     def report(self, step: str, response_time_ms: float, length: int, failure: StepFailure | None) -> None:
         if failure is None:
-            context = self._context
-        else:
-            context = {"instance": self.target.instance, "failure_class": failure.failure_class}
-            if failure.detail:
-                context["failure_detail"] = failure.detail
+            self._batcher.success(f.REQUEST_TYPE, step, response_time_ms, length, self.target.instance)
+            return
+        context = {"instance": self.target.instance, "failure_class": failure.failure_class}
+        if failure.detail:
+            context["failure_detail"] = failure.detail
         self._fire(
             request_type=f.REQUEST_TYPE,
             name=step,
@@ -106,14 +133,7 @@ class ImapUser(User):
         if self._next_start is None:
             self._next_start = now
         lag_ms = max(0.0, (now - self._next_start) * 1000.0)
-        self._fire(
-            request_type=PACING_REQUEST_TYPE,
-            name=SCHEDULE_LAG,
-            response_time=lag_ms,
-            response_length=0,
-            exception=None,
-            context=self._context,
-        )
+        self._batcher.success(PACING_REQUEST_TYPE, SCHEDULE_LAG, lag_ms, 0, self.target.instance)
         self._next_start += self._period
 
 
@@ -182,11 +202,15 @@ class ChurnUser(ImapUser):
         if self.config.lean:
             self.session = self._new_session(LeanSession)
             self._login_line = login_command(self._credential())
+            if self.config.multiplex:
+                self._multiplex(self._login_line, list_mailboxes=True)
         else:
             self.session = self._new_session(ImapSession)
 
     @task
     def churn(self) -> None:
+        if self._multiplexed():
+            return
         self.pace()
         session = self.session
         try:
@@ -262,8 +286,14 @@ class ReconnectFloodUser(ImapUser):
         self.session = self._new_session(LeanSession)
         self._login_line = login_command(self._credential()) if self.config.flood_login else None
 
+    def on_start(self) -> None:
+        if self.config.multiplex:
+            self._multiplex(self._login_line, list_mailboxes=False)
+
     @task
     def flood(self) -> None:
+        if self._multiplexed():
+            return
         self.pace()
         session = self.session
         try:

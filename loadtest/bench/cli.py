@@ -17,14 +17,18 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from loadtest.bench import figures as fg
+from loadtest.bench import imaptest as it
+from loadtest.core.credentials import pattern_credentials, read_users_file
 from loadtest.errors import UsageError
 from loadtest.paths import filesystem_type
 
@@ -64,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "flood over plain and implicit TLS")
     parser.add_argument("--json", dest="json_path", default=None,
                         help="also write the figures as JSON to this file")
+    parser.add_argument("--imaptest", default=None, metavar="PATH",
+                        help="an imaptest binary (benchmarks/build_imaptest.sh builds one): run it "
+                             "side by side against the same servers (churn and flood with LOGIN "
+                             "against Cyrus, held sessions against the responder) and print ratios")
 
 
 PARTS = ("responder", "held", "cyrus", "collectors")
@@ -95,11 +103,17 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
         volatile = Path(args.volatile_dir)
         if "cyrus" not in skip and not volatile.is_dir():
             raise UsageError(f"--volatile-dir {args.volatile_dir!r}: not a directory")
+    imaptest = None
+    if args.imaptest:
+        imaptest = Path(args.imaptest)
+        if not imaptest.is_file() or not imaptest.stat().st_mode & 0o111:
+            raise UsageError(f"--imaptest {args.imaptest!r}: not an executable file")
     if args.json_path:
         parent = Path(args.json_path).absolute().parent
         if not parent.is_dir():
             raise UsageError(f"--json {args.json_path!r}: directory {parent} does not exist")
-    return {"skip": skip, "seconds": seconds, "deploy_dir": deploy_dir, "volatile_dir": volatile}
+    return {"skip": skip, "seconds": seconds, "deploy_dir": deploy_dir, "volatile_dir": volatile,
+            "imaptest": imaptest}
 
 
 class Bench:
@@ -109,6 +123,8 @@ class Bench:
         self.skip: set[str] = checked["skip"]
         self.deploy_dir: Path = checked["deploy_dir"]
         self.volatile_dir: Path | None = checked["volatile_dir"]
+        self.imaptest: Path | None = checked.get("imaptest")
+        self.scratch: Path | None = None  # imaptest's userfiles and output (0700, removed at the end)
         self.say = say
         self.figures: list[fg.Figure] = []
         self.context: dict[str, Any] = {}
@@ -150,14 +166,11 @@ class Bench:
         env = {"LOADTEST_IMAP_HOST": "127.0.0.1", "LOADTEST_IMAP_PORT": str(port),
                "LOADTEST_IMAP_USER_PATTERN": "user{n}", "LOADTEST_IMAP_USER_COUNT": "10000",
                "LOADTEST_IMAP_PASSWORD": RESPONDER_PASSWORD}
-        users = self.args.users
         try:
             if "responder" not in self.skip:
                 self.churn_and_open_loop(env, "responder", "the responder")
-                self.say(f"flood, connect-greeting-RST, against the responder, {users} users ...")
-                self._guard(lambda: [fg.flood_figure(self.generator(
-                    {"kind": "flood", "users": users}, {**env, "LOADTEST_IMAP_DISCONNECT": "reset"}))],
-                    "lean_flood_cycles_per_core_responder", "flood cycles per generator core-second", "cycles/s/core")
+                self.flood(env, "responder", login=False)
+                self.flood(env, "responder", login=True)
             if "held" not in self.skip:
                 held = self.args.held
                 self.say(f"{held} held sessions in one generator process ...")
@@ -165,6 +178,8 @@ class Bench:
                     {"kind": "held", "users": held, "spawn_rate": 1000, "spawn_timeout": 90},
                     {**env, "LOADTEST_IMAP_HELD_INTERVAL": "600"}), held),
                     "held_kb_per_session", "held sessions: generator memory per session", "KB")
+                if self.imaptest:
+                    self.imaptest_held(port, held)
         finally:
             stop_process(proc)
 
@@ -186,26 +201,39 @@ class Bench:
                                         "volatile_dir": "flag --volatile-dir"})
         try:
             env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
-            self.churn_and_open_loop(env, "cyrus", "Cyrus")
+            instance = deployment.instances[0]
+            after_lean = None
+            if self.imaptest:
+                userfile = it.write_userfile(
+                    self._scratch() / "cyrus-users", read_users_file(deployment.users_file, "deployment.json"))
+                after_lean = lambda: self.imaptest_churn(instance.host, instance.port, userfile)  # noqa: E731
+            self.churn_and_open_loop(env, "cyrus", "Cyrus", after_lean)
+            self.flood(env, "cyrus", login=False)
+            self.flood(env, "cyrus", login=True)
+            if self.imaptest:
+                self.imaptest_flood(instance.host, instance.port, userfile)
             if self.args.tls:
-                info = deployment.instances[0]
-                self.tls_part(env, info.master_pid, Path(info.log_file))
+                self.tls_part(env, instance.master_pid, Path(instance.log_file))
         finally:
             deploy_down(deployment.root)  # also removes the directory
 
-    def churn_and_open_loop(self, env: dict[str, str], against: str, server: str) -> None:
+    def churn_and_open_loop(self, env: dict[str, str], against: str, server: str,
+                            after_lean: Any = None) -> None:
         """Closed-loop churn on the lean and imapclient paths, then the open loop paced from the
-        lean path's capacity. ``against`` keys the figures, ``server`` names it for the log."""
+        lean path's capacity. ``against`` keys the figures, ``server`` names it for the log;
+        ``after_lean()`` runs right after the lean churn (imaptest's, back to back)."""
         users = self.args.users
         capacity = None
-        for path in ("lean", "imapclient"):
+        for path in ("lean", "multiplexed", "imapclient"):
             self.say(f"churn, {path} path, against {server}, {users} users ...")
             figs = self._guard(lambda p=path: fg.churn_figures(
-                self.generator({"kind": "churn", "users": users, "lean": p == "lean"},
-                               {**env, **_lean_env(p == "lean")}), p, against),
+                self.generator({"kind": "churn", "users": users, "lean": p != "imapclient"},
+                               {**env, **_lean_env(p != "imapclient"), **_multiplex_env(p)}), p, against),
                 f"{path}_churn_cpu_us_{against}", f"{path} churn: generator CPU per session ({against})", "µs")
             if path == "lean" and len(figs) > 1:
                 capacity = figs[1].value
+            if path == "lean" and after_lean is not None:
+                after_lean()
         if capacity:
             self.open_loop(env, capacity, against)
 
@@ -239,6 +267,63 @@ class Bench:
             self._guard(lambda e=flood_env, m=mode: fg.tls_flood_figures(self.generator(
                 {"kind": "flood", "users": users, "server_pid": master_pid}, e), m),
                 f"tls_{mode}_flood_cycles_per_s", f"flood over {mode}", "cycles/s")
+
+    def flood(self, env: dict[str, str], against: str, login: bool) -> None:
+        users = self.args.users
+        what = "connect-greeting-LOGIN-RST" if login else "connect-greeting-RST"
+        self.say(f"flood, {what}, against {against}, {users} users ...")
+        # One loop drives every connection (--imap-multiplex): the flood's fastest path.
+        flood_env = {**env, "LOADTEST_IMAP_DISCONNECT": "reset", "LOADTEST_IMAP_MULTIPLEX": "true"}
+        if login:
+            flood_env["LOADTEST_IMAP_FLOOD_LOGIN"] = "true"
+        self._guard(lambda: [fg.flood_figure(self.generator({"kind": "flood", "users": users}, flood_env),
+                                             against, login)],
+                    f"lean_flood{'_login' if login else ''}_cycles_per_core_{against}",
+                    f"flood ({what}) cycles per generator core-second ({against})", "cycles/s/core")
+
+    # -- imaptest, side by side --------------------------------------------------------------
+
+    def _scratch(self) -> Path:
+        if self.scratch is None:
+            self.scratch = Path(tempfile.mkdtemp(prefix="cyrus-loadtest-bench-imaptest-"))
+        return self.scratch
+
+    def _imaptest(self, host: str, port: int, userfile: Path, clients: int, states: tuple[str, ...],
+                  seconds: int | None = None) -> it.ImaptestRun:
+        secs = seconds if seconds is not None else max(1, round(self.seconds))
+        argv = it.command(self.imaptest, host, port, userfile, clients, secs, states)
+        return it.run_imaptest(argv, secs + 60, self._scratch())
+
+    def imaptest_churn(self, host: str, port: int, userfile: Path) -> None:
+        users = self.args.users
+        self.say(f"imaptest churn against Cyrus, {users} clients ...")
+        self._guard(lambda: it.churn_figures(self._imaptest(host, port, userfile, users, it.CHURN_STATES),
+                                             "cyrus"),
+                    "imaptest_churn_cpu_us_cyrus", "imaptest churn: CPU per session (cyrus)", "µs")
+
+    def imaptest_flood(self, host: str, port: int, userfile: Path) -> None:
+        users = self.args.users
+        self.say(f"imaptest flood (LOGIN, close) against Cyrus, {users} clients ...")
+        self._guard(lambda: [it.flood_figure(self._imaptest(host, port, userfile, users,
+                                                            it.FLOOD_LOGIN_STATES), "cyrus")],
+                    "imaptest_flood_login_cycles_per_core_cyrus",
+                    "imaptest flood (LOGIN, close): cycles per core-second (cyrus)", "cycles/s/core")
+
+    def imaptest_held(self, port: int, held: int) -> None:
+        self.say(f"imaptest with {held} held sessions (and with 1) against the responder ...")
+        userfile = self._scratch() / "responder-users"
+        it.write_userfile(userfile, pattern_credentials("user{n}", RESPONDER_PASSWORD, 10000,
+                                                        "the bench's responder"))
+        # Long enough for every client to connect and log in (imaptest ramps up its clients).
+        seconds = max(5, round(self.seconds))
+
+        def measure() -> list[fg.Figure]:
+            many = self._imaptest("127.0.0.1", port, userfile, held, it.HELD_STATES, seconds)
+            one = self._imaptest("127.0.0.1", port, userfile, 1, it.HELD_STATES, seconds)
+            return [it.held_figure(many, one, "responder")]
+
+        self._guard(measure, "imaptest_held_kb_per_session_responder",
+                    "imaptest held sessions: memory per session (responder)", "KB")
 
     def open_loop(self, env: dict[str, str], capacity: float, against: str) -> None:
         """Lean churn paced at OPEN_LOOP_SHARE of the capacity just measured against the same
@@ -283,12 +368,23 @@ class Bench:
             started=started, machine={"cpus": os.cpu_count(), "load_before": list(os.getloadavg()),
                                       "python": sys.version.split()[0]},
             window_s=self.seconds, users=self.args.users)
-        if not {"responder", "held"} <= self.skip:
-            self.responder_part()
-        if "cyrus" not in self.skip:
-            self.cyrus_part()
-        if "collectors" not in self.skip:
-            self.collectors_part()
+        try:
+            if not {"responder", "held"} <= self.skip:
+                self.responder_part()
+            if "cyrus" not in self.skip:
+                self.cyrus_part()
+            if "collectors" not in self.skip:
+                self.collectors_part()
+        finally:
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.imaptest:
+            self.figures.extend(it.ratio_figures(self.figures))
+            self.context["imaptest"] = str(self.imaptest)
+        else:
+            self.context["imaptest"] = None
+            self.say("comparison with imaptest skipped (no --imaptest PATH; "
+                     "benchmarks/build_imaptest.sh builds one)")
         self.context["machine"]["load_after"] = list(os.getloadavg())
         self.context["duration_s"] = round(time.time() - started, 1)
         return fg.document(self.figures, self.context)
@@ -315,6 +411,10 @@ def parse_collectors_cost(output: str) -> tuple[float | None, dict[str, Any]]:
         return None, {}
     return float(result["core_percent"]), {k: result[k] for k in ("cpu_s", "wall_s", "samples")
                                            if k in result}
+
+
+def _multiplex_env(path: str) -> dict[str, str]:
+    return {"LOADTEST_IMAP_MULTIPLEX": "true"} if path == "multiplexed" else {}
 
 
 def _lean_env(lean: bool) -> dict[str, str]:
@@ -368,6 +468,9 @@ def print_table(document: dict[str, Any]) -> None:
     if not console.is_terminal:
         console = Console(width=200)  # logs and pipes: keep the method column readable
     console.print(table)
+    if not document.get("imaptest"):
+        console.print("comparison with imaptest: skipped (no --imaptest PATH; "
+                      "benchmarks/build_imaptest.sh builds one)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -71,8 +71,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     from locust.env import Environment
 
     from loadtest import plugin, users
+    from loadtest.batch import attach_recorder
     from loadtest.bench.responder import raise_nofile
-    from loadtest.core.steps import StepRecorder, locust_listener
+    from loadtest.core.steps import StepRecorder
 
     raise_nofile()
     kind = spec["kind"]
@@ -81,7 +82,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     environment = Environment(user_classes=[user_class])
     plugin.configure(environment)
     recorder = StepRecorder()
-    environment.events.request.add_listener(locust_listener(recorder))
+    attach_recorder(environment, recorder)
     runner = environment.create_local_runner()
     count = int(spec["users"])
     rss0 = rss_bytes()

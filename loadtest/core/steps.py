@@ -80,6 +80,14 @@ class StepStats:
         self.first_t = t if self.first_t is None else min(self.first_t, t)
         self.last_t = t if self.last_t is None else max(self.last_t, t)
 
+    def record_successes(self, response_times_ms: list[float], t: float) -> None:
+        record = self.histogram.record_value
+        for value in response_times_ms:
+            record(_to_us(value))
+        self.count += len(response_times_ms)
+        self.first_t = t if self.first_t is None else min(self.first_t, t)
+        self.last_t = t if self.last_t is None else max(self.last_t, t)
+
     def add(self, other: StepStats) -> None:
         self.count += other.count
         self.failures += other.failures
@@ -170,6 +178,27 @@ class StepRecorder:
             if sstats is None:
                 sstats = bucket[skey] = StepStats(histogram=_new_histogram(_SECOND_FIGURES))
             sstats.record(response_time_ms, failed, t)
+
+    def on_batch(self, request_type: str, name: str, response_times_ms: list[float],
+                 phase: str | None = None, instance: str | None = None,
+                 t: float | None = None) -> None:
+        """Successful requests that ended within one second (at ``t``), recorded as if each
+        had come through ``on_request`` (a batch from ``loadtest.batch``)."""
+        if not response_times_ms:
+            return
+        t = time.time() if t is None else t
+        key = (request_type, name, phase, instance)
+        stats = self.stats.get(key)
+        if stats is None:
+            stats = self.stats[key] = StepStats()
+        stats.record_successes(response_times_ms, t)
+        if self.per_second:
+            bucket = self._seconds.setdefault(int(t), {})
+            skey = (request_type, name, instance)
+            sstats = bucket.get(skey)
+            if sstats is None:
+                sstats = bucket[skey] = StepStats(histogram=_new_histogram(_SECOND_FIGURES))
+            sstats.record_successes(response_times_ms, t)
 
     # -- reading ---------------------------------------------------------------------------
     def select(self, step: str | None = None, phase: str | None = None,
@@ -311,5 +340,19 @@ def locust_listener(recorder: StepRecorder, phase_of: Any = None) -> Any:
         instance = (context or {}).get("instance")
         recorder.on_request(request_type, name, response_time or 0.0, exception is not None,
                             phase_of() if phase_of else None, instance)
+
+    return listener
+
+
+def locust_batch_listener(recorder: StepRecorder, phase_of: Any = None) -> Any:
+    """The same as `locust_listener` for batches of successful steps (the
+    ``imap_request_batch`` event of ``loadtest.batch``)."""
+
+    def listener(request_type: str, name: str, response_times: list[float],
+                 instance: str | None = None, t: float | None = None, **_kwargs: Any) -> None:
+        if request_type != REQUEST_TYPE:
+            return
+        recorder.on_batch(request_type, name, response_times, phase_of() if phase_of else None,
+                          instance, t)
 
     return listener

@@ -88,6 +88,9 @@ declare(
     Option("imap_idle_seconds", "seconds each IDLE lasts", default="2", parse=positive_float),
     Option("imap_flood_login", "reconnect floods also LOGIN before dropping", default=False,
            flag_only=True),
+    Option("imap_multiplex", "drive every flood (and lean churn) connection of a process from "
+           "one event loop, each a state machine on a non-blocking socket, instead of a "
+           "greenlet each (plain IMAP only)", default=False, flag_only=True),
 )
 
 
@@ -106,6 +109,7 @@ class ImapConfig:
     held_interval: float = 5.0
     idle_seconds: float = 2.0
     flood_login: bool = False
+    multiplex: bool = False
     instances: list[str] = field(default_factory=list)
 
     def slot(self, index: int) -> tuple[Target, Credential | None]:
@@ -153,6 +157,11 @@ def build_config(settings: Settings, require_credentials: bool = True) -> ImapCo
             f"--imap-churn-steps {','.join(steps)} (from {settings.source('imap_churn_steps')}): "
             "FETCH needs SELECT"
         )
+    if settings["imap_multiplex"] and tls != TLS_NONE:
+        raise UsageError(
+            f"--imap-multiplex (from {settings.source('imap_multiplex')}) drives plain IMAP "
+            f"only; --imap-tls is {tls} (from {settings.source('imap_tls')})"
+        )
     return ImapConfig(
         slots=slots,
         connect_timeout=settings["imap_connect_timeout"],
@@ -166,6 +175,7 @@ def build_config(settings: Settings, require_credentials: bool = True) -> ImapCo
         held_interval=settings["imap_held_interval"],
         idle_seconds=settings["imap_idle_seconds"],
         flood_login=settings["imap_flood_login"],
+        multiplex=settings["imap_multiplex"],
         instances=[t.instance for t in targets if t.instance],
     )
 

@@ -237,6 +237,7 @@ FORM_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("imap_wait", "Seconds between sessions (closed loop)"),
         ("imap_churn_steps", "Churn steps after LOGIN"),
         ("imap_lean", "Lean raw-socket churn"),
+        ("imap_multiplex", "One loop drives every connection (floods, lean churn)"),
         ("imap_held_steps", "Held-session steps"),
         ("imap_held_interval", "Seconds between held-session rounds"),
         ("imap_idle_seconds", "Seconds per IDLE"),

@@ -3,8 +3,8 @@ on loopback. What the master reports (Locust's stats, steps.json) must equal the
 worker did, collectors must run once (on the master), and no two workers may log in as the same
 mailbox.
 
-Each worker learns what it did from its own request events: the test locustfile below counts them
-per step in every worker process and writes the counts, with the user names its users took, to a
+Each worker learns what it did from its own request events and batches of successes
+(loadtest.batch): the test locustfile below counts them per step in every worker process and writes the counts, with the user names its users took, to a
 file of its own when the worker quits.
 """
 
@@ -34,6 +34,7 @@ import collections, json, os
 from locust import events
 from locust.runners import WorkerRunner
 from loadtest import users  # not `import ChurnUser`: Locust would run that class too
+from loadtest.batch import batch_event
 
 OUT = os.environ["DISTRIBUTED_TEST_OUT"]
 _done = collections.Counter()
@@ -49,6 +50,16 @@ class CountingChurnUser(users.ChurnUser):
 @events.request.add_listener
 def _count(request_type, name, exception=None, **_kw):
     _done[f"{request_type} {name} {'failed' if exception else 'ok'}"] += 1
+
+
+def _count_batch(request_type, name, response_times, **_kw):
+    # Successes arrive in batches (loadtest.batch); failures one request event each.
+    _done[f"{request_type} {name} ok"] += len(response_times)
+
+
+@events.init.add_listener
+def _listen_to_batches(environment, **_kw):
+    batch_event(environment).add_listener(_count_batch)
 
 
 @events.quitting.add_listener

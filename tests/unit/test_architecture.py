@@ -26,6 +26,8 @@ LAYERS: list[set[str]] = [
     {"report"},                               # the offline report
     {"webui"},                                # the Locust web UI (its downloads use the report)
     {"run"},                                  # one run's folder and options
+    {"batch"},                                # step statistics to Locust and the gate in batches
+    {"driver"},                               # the multiplexed connections' loop on the gevent hub
     {"plugin"},                               # the one module wiring Locust events
     {"users"},                                # Locust users
     {"shapes"},                               # load shapes (phases of user classes)

@@ -64,7 +64,18 @@ def test_flood_cycles_per_core() -> None:
     raw = {"users": 10, "wall_seconds": 5.0, "user_cpu_seconds": 1.0, "system_cpu_seconds": 1.0,
            "steps": {"CONNECT": {"requests": 20000, "failures": 0}}}
     fig = fg.flood_figure(raw)
-    assert fig.value == 10000.0 and fig.met is True and fig.detail["cycles_per_s"] == 4000.0
+    assert fig.key == "lean_flood_cycles_per_core_responder"
+    assert fig.value == 10000.0 and fig.detail["cycles_per_s"] == 4000.0
+    assert fig.met is False  # the target is 20,000 (issue 16)
+
+
+def test_flood_with_login_counts_login_successes() -> None:
+    raw = {"users": 10, "wall_seconds": 5.0, "user_cpu_seconds": 0.5, "system_cpu_seconds": 0.5,
+           "steps": {"CONNECT": {"requests": 30000, "failures": 0},
+                     "LOGIN": {"requests": 25000, "failures": 1000}}}
+    fig = fg.flood_figure(raw, "cyrus", login=True)
+    assert fig.key == "lean_flood_login_cycles_per_core_cyrus"
+    assert fig.value == 24000.0 and fig.met is True
 
 
 def test_held_memory_per_session() -> None:
@@ -130,6 +141,8 @@ def _args(**kw) -> argparse.Namespace:
     ({"deploy_dir": "/nonexistent/dir"}, "--deploy-dir '/nonexistent/dir': not a directory"),
     ({"json_path": "/nonexistent/dir/b.json"}, "--json '/nonexistent/dir/b.json'"),
     ({"volatile_dir": "/nonexistent/tmpfs"}, "--volatile-dir '/nonexistent/tmpfs': not a directory"),
+    ({"imaptest": "/nonexistent/imaptest"}, "--imaptest '/nonexistent/imaptest': not an executable file"),
+    ({"imaptest": "/etc/passwd"}, "--imaptest '/etc/passwd': not an executable file"),
 ])
 def test_bad_arguments_are_one_line_usage_errors(kw: dict, message: str) -> None:
     with pytest.raises(UsageError) as err:
