@@ -44,9 +44,10 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         "connect/logout churn (UC Davis 2007)", 600, options={"imapd_reuse": 1, "maxchild": 600},
         provision_users=200),
     "binary-rotation": ScenarioSpec(
-        "binary_rotation", "login/logout churn while the imapd symlink is re-pointed every 3 s "
-        "(the UC Davis workaround)", 120, options={"imapd_binary": "symlink", "imapd_reuse": 5},
-        faults=("rotate-binary:every=3,copies=5",)),
+        "binary_rotation", "login/logout churn, then the imapd symlink re-pointed over 24 copies "
+        "at every 10 ms tick while held sessions join (the UC Davis workaround)", 120,
+        options={"imapd_binary": "symlink", "imapd_reuse": 5},
+        faults=("rotate-binary:phase=rotation,every=0,copies=24",)),
     "lockfile-churn": ScenarioSpec(
         "lockfile_churn", "login/logout churn on a disk filesystem, canary latency (2010)", 120,
         on_disk=True),

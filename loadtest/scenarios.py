@@ -151,6 +151,19 @@ def plan_process_churn(s: Sizes) -> list[Phase]:
     ]
 
 
+def plan_binary_rotation(s: Sizes) -> list[Phase]:
+    """Churn users alone (15 %), then the rotation (85 %): the rotate-binary fault starts with
+    this phase (phase=rotation) and held sessions join one by one on top of the churn, so the
+    live imapds that serve them were spawned at different link targets (UC Davis: live
+    processes spread over the copies)."""
+    t1, d = s.duration * 0.15, s.duration
+    return [
+        Phase("churn", 0.0, t1, s.users, fast_spawn_rate(s.users), (ChurnUser,)),
+        Phase("rotation", t1, d, s.users + s.held, fast_spawn_rate(s.held), (HeldSessionUser,),
+              ramp_from=s.users),
+    ]
+
+
 def plan_churn_after_warm_up(s: Sizes, name: str, warm_up: str = "warm-up",
                              share: float = 0.2) -> list[Phase]:
     """Held sessions alone (``share``), then plus churn users: the binary rotation and
@@ -228,10 +241,10 @@ class ProcessChurnShape(ScenarioShape):
 class BinaryRotationShape(ScenarioShape):
     default_duration = 120.0
     default_users = 6
-    default_held = 4
+    default_held = 40
 
     def plan(self) -> list[Phase]:
-        return plan_churn_after_warm_up(self.sizes(), "rotation")
+        return plan_binary_rotation(self.sizes())
 
 
 class LockFileChurnShape(ScenarioShape):

@@ -311,7 +311,16 @@ class MasterSampler(Sampler):
 # -- master's children from /proc -----------------------------------------------------------------
 
 class ProcessSampler(Sampler):
-    """Children of master grouped by service; spawns and exits; CPU of the Cyrus tree."""
+    """Children of master grouped by service; spawns and exits; CPU of the Cyrus tree; zombie
+    children (exited, not yet reaped by master); live imapds per executable.
+
+    ``process_spawns`` comes from master's own fork counter (``master_forks_total`` in its
+    stats file, per service), so children that live less than the 1 s sampling interval count
+    too; ``process_exits`` then follows from conservation (live before + spawned - live now;
+    never below 0, a negative balance carried to the next sample). Without master's stats file both fall back to children seen appearing or
+    disappearing in /proc between two samples (labels ``source="proc"``), which misses the
+    short-lived ones. ``imapd_binaries``: live imapds per executable (``/proc/PID/exe``, label
+    ``binary``), so a rotated binary shows how live processes spread over its copies."""
 
     name = "processes"
     signals = ("imapd_processes", "cyrus_cpu_percent")
@@ -322,6 +331,8 @@ class ProcessSampler(Sampler):
         self._services: dict[tuple[int, int], str] = {}  # (pid, starttime) -> service
         self._previous: set[tuple[int, int]] | None = None
         self._cpu: tuple[float, int] | None = None  # (t, ticks)
+        self._forks: dict[str, float] | None = None  # master_forks_total per service
+        self._exit_balance: dict[str, float] = {}  # exits counted ahead, per service (<= 0)
 
     def read(self) -> dict[str, Any]:
         pid = master_pid(self.target)
@@ -329,6 +340,7 @@ class ProcessSampler(Sampler):
         children: dict[tuple[int, int], parsers.PidStat] = {}  # (pid, starttime) -> stat
         known = set(self._services)
         environ: dict[int, tuple[bytes | None, bytes | None, str | None]] = {}
+        exe: dict[tuple[int, int], str] = {}
         for child in parsers.parse_children(read_text(f"/proc/{pid}/task/{pid}/children")):
             try:
                 stat = parsers.parse_pid_stat(read_text(f"/proc/{child}/stat"))
@@ -338,7 +350,24 @@ class ProcessSampler(Sampler):
             children[key] = stat
             if key not in known:
                 environ[child] = self._naming(child)
-        return {"master": master, "children": children, "environ": environ}
+            if stat.comm == "imapd" and stat.state != "Z":
+                with contextlib.suppress(OSError):  # re-read each time: exec keeps the pid
+                    exe[key] = os.readlink(f"/proc/{child}/exe").removesuffix(" (deleted)")
+        return {"master": master, "children": children, "environ": environ, "exe": exe,
+                "forks": self._read_forks()}
+
+    def _read_forks(self) -> dict[str, float] | None:
+        """master_forks_total per service from master's stats file (None: not available)."""
+        try:
+            text = read_locked(self.target.stats_file, attempts=2)
+        except OSError:
+            return None
+        if text is None:
+            return None
+        stats = parsers.parse_master_stats(text)
+        forks = {service: stats.service(service).get("master_forks_total")
+                 for service in {s for s, _f in stats.values}}
+        return {s: v for s, v in forks.items() if v is not None} or None
 
     @staticmethod
     def _naming(child: int) -> tuple[bytes | None, bytes | None, str | None]:
@@ -363,7 +392,7 @@ class ProcessSampler(Sampler):
     def process(self, t: float, data: dict[str, Any]) -> None:
         ticks = data["master"].cpu_ticks_with_children
         current: dict[tuple[int, int], str] = {}
-        imapd = 0
+        imapd = zombies = 0
         for key, stat in data["children"].items():
             service = self._services.get(key)
             if service is None:
@@ -375,20 +404,42 @@ class ProcessSampler(Sampler):
             current[key] = service
             ticks += stat.cpu_ticks_with_children
             imapd += stat.comm == "imapd"
+            zombies += stat.state == "Z"
         counts = Counter(current.values())
         for service, count in sorted(counts.items()):
             self.add("child_processes", count, t, service=service)
         self.add("imapd_processes", imapd, t)
+        self.add("zombie_children", zombies, t)
+        for binary, count in sorted(Counter(data["exe"].values()).items()):
+            self.add("imapd_binaries", count, t, binary=binary)
+        forks = data["forks"]
         if self._previous is not None:
             exited = self._previous - current.keys()
-            spawns = Counter(current[k] for k in current.keys() - self._previous)
-            exits = Counter(self._services[k] for k in exited)  # named when first seen
-            for service in sorted(counts.keys() | exits.keys()):
-                self.add("process_spawns", spawns[service], t, service=service)
-                self.add("process_exits", exits[service], t, service=service)
+            before = Counter(self._services[k] for k in self._previous)
+            seen_spawns = Counter(current[k] for k in current.keys() - self._previous)
+            seen_exits = Counter(self._services[k] for k in exited)  # named when first seen
+            for service in sorted(counts.keys() | seen_exits.keys()):
+                if forks is not None and self._forks is not None and service in forks:
+                    spawned = max(0.0, forks[service] - self._forks.get(service, forks[service]))
+                    # The counter and /proc are read a moment apart: a child counted as forked
+                    # may not be listed yet. Carry a negative balance to the next sample, so
+                    # the sum over the run stays exact and no sample is below 0.
+                    ended = (before[service] + spawned - counts[service]
+                             + self._exit_balance.get(service, 0.0))
+                    self._exit_balance[service] = min(0.0, ended)
+                    ended = max(0.0, ended)
+                    self.add("process_spawns", spawned, t, service=service, source="master")
+                    self.add("process_exits", ended, t, service=service, source="master")
+                else:
+                    self.add("process_spawns", seen_spawns[service], t, service=service,
+                             source="proc")
+                    self.add("process_exits", seen_exits[service], t, service=service,
+                             source="proc")
             for key in exited:
                 self._services.pop(key, None)
         self._previous = set(current)
+        if forks is not None:
+            self._forks = forks
         if self._cpu is not None and t > self._cpu[0]:
             percent = 100.0 * (ticks - self._cpu[1]) / CLK_TCK / (t - self._cpu[0])
             self.add("cyrus_cpu_percent", max(0.0, percent), t)
@@ -486,7 +537,8 @@ def tree_cpu_ticks(pid: int) -> int:
 
 
 class MachineSampler(Sampler):
-    """Host-wide: load, runnable/blocked, forks, listen overflows, generator CPU."""
+    """Host-wide: load, runnable/blocked, forks, listen overflows, generator CPU, the kernel's
+    CPU share, busy CPU share, context switches per second, the process table's size."""
 
     name = "machine"
     signals = ("load1", "procs_running", "procs_blocked")
@@ -509,6 +561,8 @@ class MachineSampler(Sampler):
         self.add("load1", load.load1, t)
         self.add("procs_running", stat.procs_running, t)
         self.add("procs_blocked", stat.procs_blocked, t)
+        # Scheduling entities (threads included) on the host: the kernel's process table.
+        self.add("host_processes", load.total, t)
         if self._netstat0 is None:
             self._netstat0 = netstat
         for signal, key in (("listen_overflows", "TcpExt.ListenOverflows"),
@@ -523,6 +577,14 @@ class MachineSampler(Sampler):
                 self.add("host_forks_per_s", (stat.processes - stat0.processes) / dt, t)
                 self.add("generator_cpu_percent",
                          100.0 * (data["generator"] - gen0) / CLK_TCK / dt, t)
+                self.add("context_switches_per_s",
+                         (stat.context_switches - stat0.context_switches) / dt, t)
+            ticks = stat.cpu_ticks - stat0.cpu_ticks
+            if ticks > 0:  # shares of all CPUs' time since the last sample
+                self.add("host_cpu_system_percent",
+                         100.0 * (stat.cpu_system_ticks - stat0.cpu_system_ticks) / ticks, t)
+                self.add("host_cpu_busy_percent",
+                         100.0 - 100.0 * (stat.cpu_idle_ticks - stat0.cpu_idle_ticks) / ticks, t)
         self._previous = (t, stat, data["generator"])
 
 

@@ -11,6 +11,7 @@ Pure module: no Locust, no gevent.
     max = 500                   # pass when measured <= max (and >= min when given)
     phase = "reconnect-flood"   # optional: only this phase of a shaped run
     instance = "slot1"          # optional: only this Cyrus instance
+    baseline = "baseline"       # for SIGNAL.pNN_vs_baseline: the phase it is compared with
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from loadtest.errors import UsageError
 from loadtest.gate.metrics import Metric, parse_metric
 from loadtest.tomllines import TomlLines
 
-RULE_KEYS = ("metric", "min", "max", "phase", "instance", "labels", "min_samples", "name")
+RULE_KEYS = ("metric", "min", "max", "phase", "instance", "labels", "min_samples", "name",
+             "baseline")
 GATE_KEYS = ("min_samples", "extra_steps", "name")
 DEFAULT_MIN_SAMPLES = 1
 
@@ -43,6 +45,7 @@ class Rule:
     min_samples: int = DEFAULT_MIN_SAMPLES
     name: str = ""
     line: int | None = None  # where the rule starts in its file
+    baseline: str | None = None  # the phase a pNN_vs_baseline metric is compared with
 
     @property
     def threshold_text(self) -> str:
@@ -56,6 +59,8 @@ class Rule:
     @property
     def scope_text(self) -> str:
         parts = [f"phase={self.phase}"] if self.phase else []
+        if self.baseline:
+            parts.append(f"baseline={self.baseline}")
         if self.instance:
             parts.append(f"instance={self.instance}")
         parts += [f"{k}={v}" for k, v in sorted(self.labels.items())]
@@ -64,7 +69,8 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "metric": self.metric.name, "min": self.min, "max": self.max,
                 "phase": self.phase, "instance": self.instance, "labels": self.labels,
-                "scope": self.scope_text, "min_samples": self.min_samples, "line": self.line}
+                "scope": self.scope_text, "min_samples": self.min_samples, "line": self.line,
+                "baseline": self.baseline}
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,7 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
                    f"{bounds['max']:g}: no value could pass")
 
     scope: dict[str, str | None] = {}
-    for key in ("phase", "instance", "name"):
+    for key in ("phase", "instance", "name", "baseline"):
         value = raw.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise fail(key_line(key), f"{metric_name}: {key} must be a non-empty string")
@@ -196,12 +202,18 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
                                                for v in labels.values()):
         raise fail(key_line("labels"), f"{metric_name}: labels must be a table of strings, "
                    "e.g. labels = { service = \"imap\" }")
+    if metric.baseline and not scope["baseline"]:
+        raise fail(line, f"{metric_name}: a pNN_vs_baseline metric needs baseline = \"PHASE\" "
+                   "(the phase it is compared with)")
+    if scope["baseline"] and not metric.baseline:
+        raise fail(key_line("baseline"), f"{metric_name}: baseline only applies to "
+                   "SIGNAL.pNN_vs_baseline metrics")
     if labels and metric.family != "series":
         raise fail(key_line("labels"), f"{metric_name}: labels only apply to series metrics")
     min_samples = _min_samples(raw.get("min_samples", default_min_samples),
                                lambda r: fail(key_line("min_samples"), f"{metric_name}: {r}"))
     rule = Rule(metric, bounds["min"], bounds["max"], scope["phase"], scope["instance"],
-                {k: str(v) for k, v in labels.items()}, min_samples, "", line)
+                {k: str(v) for k, v in labels.items()}, min_samples, "", line, scope["baseline"])
     name = scope["name"] or " ".join(p for p in (metric.name, rule.threshold_text,
                                                  f"[{rule.scope_text}]" if rule.scope_text
                                                  else "") if p)

@@ -176,11 +176,16 @@ def test_process_churn_soak_passes_then_fails_when_master_is_killed(
 
 
 def test_binary_rotation_with_its_own_deployment_loses_no_connection(tmp_path: Path) -> None:
-    result = scenario("binary-rotation", tmp_path, "--duration", "15", "--users", "3",
-                      "--held", "2", "--provision-users", "10", *FAST_HELD)
-    assert_passed(result, ["warm-up", "rotation"])
+    result = scenario("binary-rotation", tmp_path, "--duration", "20", "--users", "3",
+                      "--held", "16", "--provision-users", "30", *FAST_HELD)
+    assert_passed(result, ["churn", "rotation"])
     (rotation,) = [e for e in result.events("fault") if e.detail["fault"] == "rotate-binary"]
-    assert rotation.detail["rotations"] >= 4  # every 3 s for 15 s
+    (phase,) = [e for e in result.events("phase") if e.detail["name"] == "rotation"]
+    assert rotation.t >= phase.t  # the rotation starts once churn runs, with its phase
+    by_metric = {r["metric"]: r for r in result.results()}
+    assert by_metric["rotation.count"]["measured"] >= 40
+    assert by_metric["imapd_binaries.distinct"]["measured"] >= 10
+    assert rotation.detail["rotations"] >= by_metric["rotation.count"]["measured"]
     assert "test deployment stopped" in result.output
     assert pids_mentioning(f"/binary-rotation-{os.getpid()}") == []
 

@@ -16,6 +16,7 @@ from loadtest.scenarios import (
     RushLoginUser,
     Sizes,
     StormUser,
+    plan_binary_rotation,
     plan_churn_after_warm_up,
     plan_morning_rush,
     plan_process_churn,
@@ -57,6 +58,15 @@ def test_process_churn_fills_then_churns() -> None:
     assert fill.spawn_rate <= 50  # one fork per connection: never outrun master
     warm, churn = plan_churn_after_warm_up(Sizes(50, 3, 2), "churn", "baseline", 0.3)
     assert (warm.name, warm.end, churn.name, churn.users) == ("baseline", 15, "churn", 5)
+
+
+def test_binary_rotation_starts_with_churn_then_held_sessions_join_during_rotation() -> None:
+    churn, rotation = plan_binary_rotation(Sizes(100, 6, 40))
+    assert (churn.name, churn.user_classes, churn.users, churn.end) == ("churn", (ChurnUser,), 6, 15)
+    assert rotation.name == "rotation" and rotation.user_classes == (HeldSessionUser,)
+    # One by one over the phase, so their imapds are spawned at different link targets.
+    assert rotation.users_at(rotation.start) == 6 and rotation.users_at(rotation.end) == 46
+    assert 20 <= rotation.users_at((rotation.start + rotation.end) / 2) <= 32
 
 
 @pytest.mark.parametrize("maxchild, mem, nofile, cap, expected", [
