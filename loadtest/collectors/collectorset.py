@@ -17,6 +17,7 @@ from loadtest.collectors.samplers import (
     CanarySampler,
     Context,
     Gaps,
+    InodeSampler,
     MachineSampler,
     MasterSampler,
     ProbeSampler,
@@ -61,6 +62,8 @@ class CollectorSet:
             if "canary" in enabled:
                 self.samplers.append(CanarySampler(self.ctx, target, "data", target.data_dir))
                 self.samplers.append(CanarySampler(self.ctx, target, "proc", target.proc_dir))
+            if "inodes" in enabled:
+                self.samplers.append(InodeSampler(self.ctx, target))
             if "probe" in enabled:
                 self.probes.append(ProbeSampler(self.ctx, target))
         self._stop = threading.Event()

@@ -113,6 +113,7 @@ class Target:
     proc_dir: str
     listen_backlog: int | None
     users: tuple[Credential, ...] = ()
+    inode_roots: tuple[str, ...] = ()  # the instance's directories (inode turnover)
 
 
 # -- small /proc helpers (run inside ``read``) --------------------------------------------------
@@ -629,6 +630,52 @@ class CanarySampler(Sampler):
         self.add(self.signal, self.io_timeout * 1000.0, t, dir=self.directory, outcome="timeout")
 
 
+# -- inode turnover --------------------------------------------------------------------------------
+
+class InodeSampler(Sampler):
+    """Files created and removed per directory of the instance (its root and volatile root,
+    without log/), counted by inotify, so short-lived files count: ``inode_creates_per_s`` and
+    ``inode_unlinks_per_s`` with label ``dir`` ("run/proc", "run/lock", "conf/db", ...). A rename
+    counts as a removal where it leaves and a creation where it lands (Cyrus writes its
+    databases to a new file and renames it over the old one)."""
+
+    name = "inodes"
+    signals = ("inode_creates_per_s",)
+
+    def __init__(self, ctx: Context, target: Target) -> None:
+        super().__init__(ctx, target.name)
+        self.target = target
+        self.watcher: Any = None
+        self._last: float | None = None
+        self._seen: set[str] = set()
+
+    def read(self) -> Any:
+        if self.watcher is None:
+            from loadtest.collectors.inotify import Watcher
+
+            roots = [Path(r) for r in self.target.inode_roots if Path(r).is_dir()]
+            if not roots:
+                raise Fault("no instance directory to watch")
+            self.watcher = Watcher(roots, skip=("log",))
+        return self.watcher.drain()
+
+    def process(self, t: float, turnover: Any) -> None:
+        if turnover.overflowed:
+            self.ctx.gaps.note(self.name, self.instance, "inotify queue overflowed: counts are "
+                               "low (raise fs.inotify.max_queued_events)", t)
+        last, self._last = self._last, t
+        if last is None or t <= last:
+            return  # the first drain only starts the watch
+        self._seen |= set(turnover.created) | set(turnover.removed)
+        for group in sorted(self._seen):
+            self.add("inode_creates_per_s", turnover.created[group] / (t - last), t, dir=group)
+            self.add("inode_unlinks_per_s", turnover.removed[group] / (t - last), t, dir=group)
+
+    def finish(self, t: float) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+
 # -- responsiveness probes and stall detection ------------------------------------------------------
 
 PROBE_WINDOW_S = 120.0
@@ -761,4 +808,5 @@ def make_target(instance: Any, users: list[Credential]) -> Target:
                   pid_file=instance.pid_file, master_pid=instance.master_pid,
                   stats_file=instance.stats_file, data_dir=instance.data_dir,
                   proc_dir=instance.proc_dir, listen_backlog=options.get("listen_backlog"),
-                  users=tuple(users))
+                  users=tuple(users),
+                  inode_roots=tuple(r for r in (instance.root, instance.volatile_root) if r))

@@ -83,6 +83,8 @@ SIGNALS: dict[str, str] = {
     "context_switches_per_s": GAUGE,
     "host_processes": GAUGE,
     "zombie_children": GAUGE,
+    "inode_creates_per_s": GAUGE,
+    "inode_unlinks_per_s": GAUGE,
     "rotation": TALLY,
     "imapd_binaries": SPREAD,
 }
