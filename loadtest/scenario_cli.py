@@ -53,13 +53,14 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         options={"imapd_binary": "symlink", "imapd_reuse": 5},
         faults=("rotate-binary:phase=rotation,every=0,copies=24",)),
     "lockfile-churn": ScenarioSpec(
-        "lockfile_churn", "sessions that each make Cyrus create and remove a lock file, on a "
+        "lockfile_churn", "sessions that each create and remove Cyrus's user lock file, on a "
         "disk filesystem, CPU not saturated, canary against its own baseline (2010)", 120,
         on_disk=True,
         locust_args=("--collectors", "probe,master,processes,backlog,machine,canary,inodes")),
     "stores-and-slots": ScenarioSpec(
-        "stores_and_slots", "four slots on one machine, load on all at once, a verdict per "
-        "slot (FastMail 2007)", 120, topology="four-slots.toml"),
+        "stores_and_slots", "two stores, each a master slot replicating to a replica slot, "
+        "load on both masters at once, a verdict per slot and the replication lag per store "
+        "(FastMail 2007)", 120, topology="two-stores.toml"),
 }
 
 

@@ -13,6 +13,7 @@ Sizes come from three options shared by every scenario (``--scenario-duration``,
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import statistics
 import time
@@ -65,6 +66,8 @@ SOAK_HARD_CAP = 12_000
 # waves (a wave of 700 sessions took ~15 s to reconnect here), shorter for short runs.
 WAVE_SHARE = 0.25
 WAVE_PERIOD_S = (5.0, 30.0)
+# The last phase: every session ends at once and the collectors watch master reap them.
+EXIT_PHASE_S = 15.0
 
 
 # -- users a scenario fixes ---------------------------------------------------------------------
@@ -122,10 +125,11 @@ class BulkWaveUser(HeldSessionUser):
 
 class LockFileSessionUser(ChurnUser):
     """A session of the 2010 server, paced open loop at --imap-rate sessions/s (default 2):
-    connect, LOGIN, LIST, logout, then remove the user's lock file in the instance's lock
-    directory: Cyrus 3.6's own ``*U*USER.lock``, which Cyrus creates again at the next LOGIN.
-    So each session creates and unlinks one lock file on the deployment's filesystem, by Cyrus
-    itself, as the 2010 server did; Cyrus 3.6 alone keeps its lock files (their inodes stay).
+    create the user's lock file in the instance's lock directory, connect, LOGIN, LIST, logout,
+    remove the lock file. The file is Cyrus 3.6's own user lock, ``*U*USER.lock``, owned like
+    the directory, so Cyrus opens the same file when it needs the lock during the session.
+    Cyrus alone creates it once and keeps it (its inode stays: measured with the inodes
+    collector); the 2010 server created and deleted one per session, so this user does.
     Churn users take other credentials than held sessions, so no live session of the same user
     holds the file when it goes."""
 
@@ -139,10 +143,21 @@ class LockFileSessionUser(ChurnUser):
 
     @task
     def churn(self) -> None:
-        super().churn()
-        if self._lock_file is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._lock_file.unlink()
+        lock = self._lock_file
+        if lock is not None:
+            with contextlib.suppress(OSError):  # a lock file we cannot make is no failed step
+                owner = lock.parent.stat()
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
+                try:
+                    os.fchown(fd, owner.st_uid, owner.st_gid)
+                finally:
+                    os.close(fd)
+        try:
+            super().churn()
+        finally:
+            if lock is not None:
+                with contextlib.suppress(OSError):
+                    lock.unlink()
 
 
 def lock_dir_of(environment: Any, instance: str | None) -> Path | None:
@@ -263,17 +278,21 @@ def plan_process_churn(s: Sizes) -> list[Phase]:
     """Fill: held sessions up to the process budget less the wave, each one live imapd (25 %);
     soak: plus connect/LOGIN/LIST/logout churn, one fork+exec per connection (25 %); bulk: plus
     the wave users (WAVE_SHARE of the budget) that log out and in again all together every
-    ``wave_period`` seconds (50 %)."""
+    wave period (40-45 %); exit: every session ends at once, all live imapds exit together, the
+    collectors watching (a tenth of the run, at most EXIT_PHASE_S)."""
     d = s.duration
     t1, t2 = d * 0.25, d * 0.5
+    t3 = d - min(EXIT_PHASE_S, d * 0.1)
     wave = max(1, round(s.held * WAVE_SHARE))
     steady = max(1, s.held - wave)
     # Fill at most 50 sessions/s: with one fork per connection master spawns ~70/s here.
     fill_rate = float(min(50, max(4, steady / max(1.0, t1 * 0.5))))
+    everyone = steady + s.users + wave
     return [
         Phase("fill", 0.0, t1, steady, fill_rate, (HeldSessionUser,)),
         Phase("soak", t1, t2, steady + s.users, fast_spawn_rate(s.users), (ChurnUser,)),
-        Phase("bulk", t2, d, steady + s.users + wave, fill_rate, (BulkWaveUser,)),
+        Phase("bulk", t2, t3, everyone, fill_rate, (BulkWaveUser,)),
+        Phase("exit", t3, d, 0, fast_spawn_rate(everyone), (HeldSessionUser,)),
     ]
 
 

@@ -1,6 +1,6 @@
 """Lock-file churn (a university IMAP farm, 2010): against a deployment whose proc and lock
 directories are on the data filesystem (a disk, not tmpfs), sessions paced below CPU saturation
-each make Cyrus create a lock file and remove it again (LockFileSessionUser), while the
+each create Cyrus's own user lock file and remove it again (LockFileSessionUser), while the
 filesystem canary times create+fsync+unlink there and the inodes collector counts the files
 created and removed per directory.
 

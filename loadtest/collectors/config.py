@@ -9,7 +9,8 @@ from typing import Any
 
 from loadtest.errors import UsageError
 
-ALL_COLLECTORS = ("probe", "master", "processes", "backlog", "machine", "canary", "inodes")
+ALL_COLLECTORS = ("probe", "master", "processes", "backlog", "machine", "canary", "inodes",
+                  "replication")
 # inodes (inotify watches of the instance's tree) only when asked for: the lock-file scenario.
 DEFAULT_COLLECTORS = tuple(c for c in ALL_COLLECTORS if c != "inodes")
 

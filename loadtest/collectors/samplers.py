@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import logging
 import os
 import threading
@@ -674,6 +675,87 @@ class InodeSampler(Sampler):
     def finish(self, t: float) -> None:
         if self.watcher is not None:
             self.watcher.close()
+
+
+# -- replication lag ------------------------------------------------------------------------------
+
+REPLICATION_TIMEOUT_S = 20.0
+REPLICATION_POLL_S = 0.05
+
+
+def measure_replication_lag(master: Target, replica: Target, user: Credential, token: str,
+                            timeout: float = REPLICATION_TIMEOUT_S) -> float:
+    """APPEND a message with a unique Subject to the user's INBOX on the master slot, then look
+    for it on the replica slot as the same user (SELECT, SEARCH SUBJECT) until it is there:
+    seconds from the APPEND's OK to the first sighting. TimeoutError after ``timeout``."""
+    import imaplib
+
+    message = (f"From: cyrus-loadtest <loadtest@localhost>\r\nSubject: loadtest-lag {token}\r\n"
+               "\r\nreplication lag probe\r\n").encode()
+    with imaplib.IMAP4(master.host, master.port, timeout=timeout) as conn:
+        conn.login(user.username, user.password)
+        conn.append("INBOX", None, None, message)
+        appended = time.monotonic()
+    with imaplib.IMAP4(replica.host, replica.port, timeout=timeout) as conn:
+        conn.login(user.username, user.password)
+        while True:
+            try:  # the mailbox itself may not have reached the replica yet
+                conn.select("INBOX", readonly=True)
+                _typ, data = conn.search(None, "SUBJECT", f'"{token}"')
+                if data and data[0] and data[0].split():
+                    return time.monotonic() - appended
+            except imaplib.IMAP4.error:
+                pass
+            if time.monotonic() - appended > timeout:
+                raise TimeoutError(f"message not on {replica.name} after {timeout:.0f} s")
+            time.sleep(REPLICATION_POLL_S)
+
+
+class ReplicationSampler:
+    """Replication lag of one store, master slot to replica slot (``replication_lag_s``, on the
+    master's instance with labels ``replica`` and ``store``): one measurement at a time, started
+    on the clock whenever none is running (so about one per sync interval plus the lag). A
+    message that never arrives is recorded as the whole wait, ``outcome="timeout"``."""
+
+    name = "replication"
+
+    def __init__(self, ctx: Context, master: Target, replica: Target, store: str | None) -> None:
+        self.ctx = ctx
+        self.master = master
+        self.replica = replica
+        self.store = store or master.name
+        # Not the probe's or the held session's user (the first two): their mailboxes stay quiet.
+        self.user = master.users[-1] if master.users else None
+        self._busy = False
+        self._count = itertools.count()
+        if self.user is None:
+            ctx.gaps.note(self.name, master.name, "no users on the master slot: no lag probe",
+                          ctx.clock.now())
+
+    def tick(self, t: float) -> None:
+        if self._busy or self.ctx.runtime.closed or self.user is None:
+            return
+        self._busy = True
+        self.ctx.runtime.spawn(self._measure, t)
+
+    def _measure(self, t: float) -> None:
+        assert self.user is not None
+        labels = {"replica": self.replica.name, "store": self.store}
+        token = f"{os.getpid()}-{self.master.name}-{next(self._count)}-{time.time():.3f}"
+        try:
+            lag = measure_replication_lag(self.master, self.replica, self.user, token)
+            self.ctx.store.add("replication_lag_s", lag, t=t, instance=self.master.name, **labels)
+        except TimeoutError as exc:
+            self.ctx.store.add("replication_lag_s", REPLICATION_TIMEOUT_S, t=t,
+                               instance=self.master.name, outcome="timeout", why=str(exc), **labels)
+        except Exception as exc:  # refused, lost, rejected: a gap, never the end of the run
+            self.ctx.store.add("replication_lag_s", None, t=t, instance=self.master.name,
+                               outcome="failed", why=f"{exc.__class__.__name__}: {exc}", **labels)
+        finally:
+            self._busy = False
+
+    def finish(self, t: float) -> None:
+        """Nothing held open between measurements."""
 
 
 # -- responsiveness probes and stall detection ------------------------------------------------------

@@ -54,6 +54,7 @@ SIGNALS: dict[str, str] = {
     "held_noop_latency_ms": LATENCY,
     "canary_data_ms": LATENCY,
     "canary_proc_ms": LATENCY,
+    "replication_lag_s": LATENCY,
     "heartbeat_age_s": GAUGE,
     "spawns_per_s": GAUGE,
     "host_forks_per_s": GAUGE,

@@ -112,9 +112,9 @@ def one_process_per_connection(test_root: Path) -> Iterator[Deployment]:
 
 
 @pytest.fixture(scope="module")
-def four_slots(test_root: Path) -> Iterator[Deployment]:
-    slots = load_topology(fixtures_dir() / "topologies" / "four-slots.toml")
-    deployment = deploy_up(test_root / "sc-slots", slots=slots)
+def two_stores(test_root: Path) -> Iterator[Deployment]:
+    slots = load_topology(fixtures_dir() / "topologies" / "two-stores.toml")
+    deployment = deploy_up(test_root / "sc-stores", slots=slots)
     try:
         yield deployment
     finally:
@@ -163,7 +163,7 @@ def test_process_churn_soak_passes_then_fails_when_master_is_killed(
     root = one_process_per_connection.root
     healthy = scenario("process-churn", tmp_path / "healthy", *SHORT, "--held", "12",
                        "--deployment", root, "--", "--imap-held-interval", "2")
-    assert_passed(healthy, ["fill", "soak", "bulk"])
+    assert_passed(healthy, ["fill", "soak", "bulk", "exit"])
     by_metric = {(r["metric"], r["phase"]): r for r in healthy.results()}
     # Each held and wave session is an imapd (9 held + 3 in the waves).
     assert by_metric[("imapd_processes.max", None)]["measured"] >= 12
@@ -225,19 +225,24 @@ def test_lockfile_churn_runs_on_disk_and_bounds_the_canary(tmp_path: Path) -> No
 # -- FastMail 2007: stores and slots, a verdict per slot ----------------------------------------
 
 
-def test_stores_and_slots_judges_each_slot(four_slots: Deployment, tmp_path: Path) -> None:
+def test_stores_and_slots_judges_each_slot_and_replicates(two_stores: Deployment,
+                                                          tmp_path: Path) -> None:
     healthy = scenario("stores-and-slots", tmp_path / "healthy", "--duration", "16",
-                       "--users", "4", "--held", "4", "--deployment", four_slots.root, *FAST_HELD)
+                       "--users", "4", "--held", "4", "--deployment", two_stores.root, *FAST_HELD)
     assert_passed(healthy, ["held", "all-slots"])
     artifacts = healthy.artifacts()
     assert {instance for _type, step, _phase, instance in artifacts.steps.stats
-            if step == "LOGIN"} == {
-        "slot1", "slot2", "slot3", "slot4"}
+            if step == "LOGIN"} == {"slot608", "slot908"}  # the users live on the masters
     probed = {s.instance for s in artifacts.store.samples("greeting_latency_ms")}
-    assert probed == {"slot1", "slot2", "slot3", "slot4"}
+    assert probed == {"slot608", "slot308", "slot908", "slot503"}
+    lags = [s for s in artifacts.store.samples("replication_lag_s") if s.value is not None]
+    assert {(s.instance, s.labels["replica"]) for s in lags} == {
+        ("slot608", "slot308"), ("slot908", "slot503")}
+    assert all(s.value < 10 for s in lags)
 
     stalled = scenario("stores-and-slots", tmp_path / "stalled", "--duration", "16",
-                       "--users", "4", "--held", "4", "--deployment", four_slots.root,
-                       "--fault", "stall-master@slot2:at=5,duration=4", *FAST_HELD)
-    assert_failed_by_fault(stalled, "heartbeat_gap.longest_s", "stall-master@slot2", "slot2")
-    assert {r.get("instance") for r in stalled.failing()} == {"slot2"}  # the others stay green
+                       "--users", "4", "--held", "4", "--deployment", two_stores.root,
+                       "--fault", "stall-master@slot908:at=5,duration=4", *FAST_HELD)
+    assert_failed_by_fault(stalled, "heartbeat_gap.longest_s", "stall-master@slot908", "slot908")
+    # The other store stays green (its lag too); store24's own replica may see its lag rise.
+    assert {r.get("instance") for r in stalled.failing()} <= {"slot908", "slot503"}

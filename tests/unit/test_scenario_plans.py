@@ -62,11 +62,13 @@ def test_reconnect_storm_adds_then_removes_storm_users() -> None:
 
 
 def test_process_churn_fills_churns_then_waves() -> None:
-    fill, soak, bulk = plan_process_churn(Sizes(60, 4, 400))
-    assert (fill.users, soak.users, bulk.users) == (300, 304, 404)  # a quarter in the waves
+    fill, soak, bulk, end = plan_process_churn(Sizes(60, 4, 400))
+    assert (fill.users, soak.users, bulk.users, end.users) == (300, 304, 404, 0)  # 1/4 in waves
     assert fill.spawn_rate <= 50 and bulk.spawn_rate <= 50  # one fork per connection
+    assert end.spawn_rate >= 404  # every session ends at once: all imapds exit together
     assert (soak.user_classes, bulk.user_classes) == ((ChurnUser,), (BulkWaveUser,))
-    assert (fill.end, soak.end, bulk.end) == (15, 30, 60)
+    assert (fill.end, soak.end, bulk.end, end.end) == (15, 30, 54, 60)
+    assert plan_process_churn(Sizes(600, 4, 400))[-1].start == 585  # 15 s to watch the exits
     assert wave_period(600) == 30 and wave_period(20) == 5 and wave_period(80) == 10
     warm, churn = plan_churn_after_warm_up(Sizes(50, 3, 2), "all-slots", "held")
     assert (warm.name, warm.end, churn.name, churn.users) == ("held", 10, "all-slots", 5)
@@ -111,10 +113,10 @@ def test_process_churn_plan_is_bounded_by_the_deployments_maxchild(
                             scenario_duration=100.0, scenario_held=None)
     monkeypatch.setattr(ProcessChurnShape, "settings", lambda self: settings)
     monkeypatch.setattr(scenarios, "machine_limits", lambda: (1 << 40, 1 << 20))
-    fill, soak, bulk = ProcessChurnShape().plan()
+    _fill, _soak, bulk, _exit = ProcessChurnShape().plan()
     assert bulk.users - 8 == expected_held  # every held and wave session a live imapd
     settings["imap_host"] = "mail.example.org"  # remote: only the machine bounds it
-    assert ProcessChurnShape().plan()[-1].users - 8 == scenarios.SOAK_HARD_CAP - 8 - 10
+    assert ProcessChurnShape().plan()[2].users - 8 == scenarios.SOAK_HARD_CAP - 8 - 10
 
 
 def test_measured_imapd_bytes_is_none_without_imapds() -> None:
@@ -152,7 +154,9 @@ def test_scenario_gate_files_load(name: str) -> None:
 def test_stores_and_slots_gate_judges_every_slot() -> None:
     rules = load_rules(GATES / "stores_and_slots.toml")
     per_instance = {r.instance for r in rules.rules if r.instance}
-    assert per_instance == {"slot1", "slot2", "slot3", "slot4"}
+    assert per_instance == {"slot608", "slot308", "slot908", "slot503"}
+    lag = {r.instance for r in rules.rules if r.metric.name == "replication_lag_s.max"}
+    assert lag == {"slot608", "slot908"}  # one per store, on its master
 
 
 def stalled_run(instance: str) -> tuple[StepRecorder, SeriesStore]:
