@@ -66,8 +66,10 @@ SOAK_HARD_CAP = 12_000
 # waves (a wave of 700 sessions took ~15 s to reconnect here), shorter for short runs.
 WAVE_SHARE = 0.25
 WAVE_PERIOD_S = (5.0, 30.0)
-# The last phase: every session ends at once and the collectors watch master reap them.
+# The last phase: every session ends at once and the collectors watch master reap them
+# (a tenth of the run, within these bounds: a few samples at least).
 EXIT_PHASE_S = 15.0
+EXIT_MIN_S = 5.0
 
 
 # -- users a scenario fixes ---------------------------------------------------------------------
@@ -279,10 +281,10 @@ def plan_process_churn(s: Sizes) -> list[Phase]:
     soak: plus connect/LOGIN/LIST/logout churn, one fork+exec per connection (25 %); bulk: plus
     the wave users (WAVE_SHARE of the budget) that log out and in again all together every
     wave period (40-45 %); exit: every session ends at once, all live imapds exit together, the
-    collectors watching (a tenth of the run, at most EXIT_PHASE_S)."""
+    collectors watching (a tenth of the run, within EXIT_MIN_S..EXIT_PHASE_S)."""
     d = s.duration
     t1, t2 = d * 0.25, d * 0.5
-    t3 = d - min(EXIT_PHASE_S, d * 0.1)
+    t3 = d - min(EXIT_PHASE_S, max(EXIT_MIN_S, d * 0.1))
     wave = max(1, round(s.held * WAVE_SHARE))
     steady = max(1, s.held - wave)
     # Fill at most 50 sessions/s: with one fork per connection master spawns ~70/s here.

@@ -87,7 +87,10 @@ class CollectorSet:
         for info in deployment.instances:
             if wanted is not None and info.name not in wanted:
                 continue
-            users = read_users(info.users_file) if os.path.exists(info.users_file) else []
+            # A replica slot's users file is empty: its users live on the master. Three users:
+            # the probe's, the held session's, and the replication lag probe's.
+            has_users = os.path.exists(info.users_file) and Path(info.users_file).read_text().strip()
+            users = read_users(info.users_file, limit=3) if has_users else []
             targets.append(make_target(info, users))
         by_name = {t.name: t for t in targets}
         replicas = [(by_name[m.name], by_name[r.name], m.store)

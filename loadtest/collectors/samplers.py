@@ -724,7 +724,7 @@ class ReplicationSampler:
         self.master = master
         self.replica = replica
         self.store = store or master.name
-        # Not the probe's or the held session's user (the first two): their mailboxes stay quiet.
+        # Not the probe's or the held session's user (the first two) when there is a third.
         self.user = master.users[-1] if master.users else None
         self._busy = False
         self._count = itertools.count()
