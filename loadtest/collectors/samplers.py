@@ -322,7 +322,8 @@ class ProcessSampler(Sampler):
     never below 0, a negative balance carried to the next sample). Without master's stats file both fall back to children seen appearing or
     disappearing in /proc between two samples (labels ``source="proc"``), which misses the
     short-lived ones. ``imapd_binaries``: live imapds per executable (``/proc/PID/exe``, label
-    ``binary``), so a rotated binary shows how live processes spread over its copies."""
+    ``binary``; read once per process: an imapd that re-execs in place keeps its first), so a
+    rotated binary shows how live processes spread over its copies."""
 
     name = "processes"
     signals = ("imapd_processes", "cyrus_cpu_percent")
@@ -335,6 +336,9 @@ class ProcessSampler(Sampler):
         self._cpu: tuple[float, int] | None = None  # (t, ticks)
         self._forks: dict[str, float] | None = None  # master_forks_total per service
         self._exit_balance: dict[str, float] = {}  # exits counted ahead, per service (<= 0)
+        self._exe: dict[tuple[int, int], str] = {}  # executable of each live imapd
+        # Thousands of children take longer than a second to read on busy cores.
+        self.io_timeout = max(2 * ctx.config.interval, 2.0)
 
     def read(self) -> dict[str, Any]:
         pid = master_pid(self.target)
@@ -353,8 +357,12 @@ class ProcessSampler(Sampler):
             if key not in known:
                 environ[child] = self._naming(child)
             if stat.comm == "imapd" and stat.state != "Z":
-                with contextlib.suppress(OSError):  # re-read each time: exec keeps the pid
-                    exe[key] = os.readlink(f"/proc/{child}/exe").removesuffix(" (deleted)")
+                if key in self._exe:  # read once per process: thousands of them per second
+                    exe[key] = self._exe[key]
+                else:
+                    with contextlib.suppress(OSError):
+                        exe[key] = os.readlink(f"/proc/{child}/exe").removesuffix(" (deleted)")
+        self._exe = exe
         return {"master": master, "children": children, "environ": environ, "exe": exe,
                 "forks": self._read_forks()}
 
