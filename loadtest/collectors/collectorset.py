@@ -89,7 +89,8 @@ class CollectorSet:
                 continue
             # A replica slot's users file is empty: its users live on the master. Three users:
             # the probe's, the held session's, and the replication lag probe's.
-            has_users = os.path.exists(info.users_file) and Path(info.users_file).read_text().strip()
+            has_users = (os.path.exists(info.users_file)  # more than the header line
+                         and len(Path(info.users_file).read_text().split()) > 1)
             users = read_users(info.users_file, limit=3) if has_users else []
             targets.append(make_target(info, users))
         by_name = {t.name: t for t in targets}
