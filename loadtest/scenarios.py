@@ -177,6 +177,12 @@ def lock_dir_of(environment: Any, instance: str | None) -> Path | None:
     return Path(info.lock_dir)
 
 
+# Locust gives a subclass its base classes' tasks besides its own: these users would run the
+# plain churn / hold half the time. Only their own task.
+BulkWaveUser.tasks = [BulkWaveUser.hold]
+LockFileSessionUser.tasks = [LockFileSessionUser.churn]
+
+
 # -- sizes ----------------------------------------------------------------------------------
 
 

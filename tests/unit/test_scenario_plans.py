@@ -74,6 +74,12 @@ def test_process_churn_fills_churns_then_waves() -> None:
     assert (warm.name, warm.end, churn.name, churn.users) == ("held", 10, "all-slots", 5)
 
 
+def test_scenario_users_run_only_their_own_task() -> None:
+    # Locust would add the base class's task (plain churn, plain hold) beside theirs.
+    assert LockFileSessionUser.tasks == [LockFileSessionUser.churn]
+    assert BulkWaveUser.tasks == [BulkWaveUser.hold]
+
+
 def test_lockfile_churn_has_a_quiet_baseline_then_lock_file_sessions() -> None:
     baseline, churn = plan_lockfile_churn(Sizes(50, 3, 2))
     assert (baseline.name, baseline.end, baseline.users) == ("baseline", 15, 2)
