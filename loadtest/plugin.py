@@ -367,6 +367,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     run = Run(folder, store=store)
     run.rules, run.faults = rules, faults
     run.baseline = baseline
+    if faults is not None:
+        faults.current_phase = run.current_phase  # faults with phase=NAME wait for it
     # No artifacts folder for the collectors: the plugin's one flusher writes the whole store.
     if collect and deployment is not None:
         from loadtest.collectors import CollectorSet

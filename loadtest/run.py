@@ -29,7 +29,7 @@ declare(
     Option("gate", "gate rules (TOML) to evaluate when the run ends; sets the exit code",
            group="cyrus-loadtest run"),
     Option("collectors", "server-side collectors to run: probe,master,processes,backlog,machine,"
-           "canary, or none (default: all)", group="cyrus-loadtest run"),
+           "canary,inodes,replication, or none (default: all but inodes)", group="cyrus-loadtest run"),
     Option("probe_rate", "new-connection probes and held-session NOOPs per second (default 4)",
            parse=positive_float, group="cyrus-loadtest run"),
     Option("collector_interval", "seconds between server-side samples (default 1)",

@@ -30,6 +30,11 @@ class ScenarioSpec:
     on_disk: bool = False  # deployment directory on a disk filesystem, not tmpfs
     faults: tuple[str, ...] = ()  # faults that are part of the scenario itself
     provision_users: int = 100
+    locust_args: tuple[str, ...] = ()  # locust options of its own (the user's come after)
+    # Run the same users and load on one instance afterwards and compare this phase side by side
+    # (only with the scenario's own deployment; gate of the second run: this file).
+    compare_phase: str | None = None
+    compare_gate: str | None = None
 
 
 SCENARIOS: dict[str, ScenarioSpec] = {
@@ -40,19 +45,27 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         "reconnect_storm", "held sessions and churn, then clients dropping with RST and "
         "reconnecting at once (Konstanz DDoS)", 150),
     "process-churn": ScenarioSpec(
-        "process_churn", "one imapd per connection, held sessions up to the process budget, "
-        "connect/logout churn (UC Davis 2007)", 600, options={"imapd_reuse": 1, "maxchild": 600},
-        provision_users=200),
+        "process_churn", "one imapd per connection, held sessions up to the machine's process "
+        "budget, connect/logout churn, then a quarter of them logging out and in together in "
+        "waves (UC Davis 2007)", 600,
+        # maxchild above the soak's hard cap (12,000, loadtest.scenarios.SOAK_HARD_CAP): the
+        # machine's memory, not master, bounds the live processes.
+        options={"imapd_reuse": 1, "maxchild": 12_100}, provision_users=200),
     "binary-rotation": ScenarioSpec(
-        "binary_rotation", "login/logout churn while the imapd symlink is re-pointed every 3 s "
-        "(the UC Davis workaround)", 120, options={"imapd_binary": "symlink", "imapd_reuse": 5},
-        faults=("rotate-binary:every=3,copies=5",)),
+        "binary_rotation", "login/logout churn, then the imapd symlink re-pointed over 24 copies "
+        "at every 10 ms tick while held sessions join (the UC Davis workaround)", 120,
+        options={"imapd_binary": "symlink", "imapd_reuse": 5},
+        faults=("rotate-binary:phase=rotation,every=0,copies=24",)),
     "lockfile-churn": ScenarioSpec(
-        "lockfile_churn", "login/logout churn on a disk filesystem, canary latency (2010)", 120,
-        on_disk=True),
+        "lockfile_churn", "sessions that each create and remove Cyrus's user lock file, on a "
+        "disk filesystem, CPU not saturated, canary against its own baseline (2010)", 120,
+        on_disk=True,
+        locust_args=("--collectors", "probe,master,processes,backlog,machine,canary,inodes")),
     "stores-and-slots": ScenarioSpec(
-        "stores_and_slots", "four slots on one machine, load on all at once, a verdict per "
-        "slot (FastMail 2007)", 120, topology="four-slots.toml"),
+        "stores_and_slots", "two stores, each a master slot replicating to a replica slot, "
+        "load on both masters at once, a verdict per slot and the replication lag per store "
+        "(FastMail 2007)", 120, topology="two-stores.toml", compare_phase="all-slots",
+        compare_gate="stores_and_slots_one_instance.toml"),
 }
 
 
@@ -73,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of starting the scenario's own")
     parser.add_argument("--dir", help="where to start the scenario's deployment (default: "
                         "tmpfs, or /var/tmp for the lock-file scenario)")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="stores-and-slots: skip the comparison run on one instance")
     parser.add_argument("--provision-users", help="test users in the deployment it starts "
                         "(default 100; 200 for process-churn; the topology's for stores-and-slots)")
     parser.add_argument("locust_args", nargs=argparse.REMAINDER, metavar="LOCUST_ARGS",
@@ -81,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 OWN_FLAGS = ("--duration", "--users", "--held", "--artifacts", "--gate", "--fault",
-             "--deployment", "--dir", "--provision-users")
+             "--deployment", "--dir", "--provision-users", "--no-compare")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,20 +128,62 @@ def run(args: argparse.Namespace) -> int:
         # The default deployments' per-user folder name (cyrus-loadtest-USER), on disk.
         root = Path("/var/tmp") / default_root().parent.name / f"{args.name}-{os.getpid()}"
     label = args.name
-    return orchestrate(LoadRun(
+    code = orchestrate(LoadRun(
         label=label,
         locustfile=PROJECT_ROOT / "locustfiles" / f"{spec.module}.py",
         gate=args.gate or str(fixtures_dir() / "gates" / f"{spec.module}.toml"),
         faults=[*spec.faults, *args.fault],
         artifacts=args.artifacts,
         duration=duration,
-        locust_args=[*locust_args, *args.locust_args],
+        locust_args=[*locust_args, *spec.locust_args, *args.locust_args],
         summary=f"{duration:.0f} s of {args.name}: {spec.what}",
         deployment=args.deployment,
         deploy_kwargs=deploy_kwargs,
         root=root,
         check_deployment=lambda d: _check_fit(args.name, spec, d),
     ))
+    if spec.compare_phase and spec.topology and not args.deployment and not args.no_compare:
+        _compare_with_one_instance(args, spec, deploy_kwargs, [*locust_args, *spec.locust_args,
+                                                               *args.locust_args], duration)
+    return code
+
+
+def _compare_with_one_instance(args: argparse.Namespace, spec: ScenarioSpec,
+                               deploy_kwargs: dict[str, Any], locust_args: list[str],
+                               duration: float) -> None:
+    """The same users (as many as the topology's) and the same load on one instance with the
+    default service options, then both runs side by side in comparison.html of the first."""
+    from loadtest.comparison import compare
+    from loadtest.core.runfolder import load_run
+
+    artifacts = Path(args.artifacts).absolute()
+    first = _newest(artifacts, args.name)
+    users = sum(slot.users for slot in deploy_kwargs["slots"])
+    label = f"{args.name}-one-instance"
+    print(f"{args.name}: comparison run: the same load on one instance with {users} users",
+          flush=True)
+    orchestrate(LoadRun(
+        label=label, locustfile=PROJECT_ROOT / "locustfiles" / f"{spec.module}.py",
+        gate=str(fixtures_dir() / "gates" / str(spec.compare_gate)), faults=list(args.fault),
+        artifacts=args.artifacts, duration=duration, locust_args=locust_args,
+        summary=f"{duration:.0f} s of {args.name} on one instance",
+        deploy_kwargs={"options": dict(spec.options), "users": users},
+        root=Path(args.dir).absolute() / "one-instance" if args.dir else None,
+    ))
+    second = _newest(artifacts, label)
+    if first is None or second is None:
+        print(f"{args.name}: no comparison: a run wrote no artifacts", flush=True)
+        return
+    table = compare({"slots": load_run(first), "one instance": load_run(second)},
+                    str(spec.compare_phase), first)
+    print(f"{args.name}: side by side in phase {spec.compare_phase} "
+          f"({first / 'comparison.html'}):\n{table}", flush=True)
+
+
+def _newest(artifacts: Path, label: str) -> Path | None:
+    """The newest run folder LABEL-DATE-TIME (not LABEL-one-instance-...)."""
+    found = sorted(p for p in artifacts.glob(f"{label}-2*") if p.is_dir())
+    return found[-1] if found else None
 
 
 def _check_fit(name: str, spec: ScenarioSpec, deployment: Any) -> None:

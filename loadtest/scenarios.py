@@ -12,12 +12,22 @@ Sizes come from three options shared by every scenario (``--scenario-duration``,
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
+import statistics
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from locust import task
+
 from loadtest import plugin
+from loadtest.errors import UsageError
+from loadtest.imap.failures import StepFailure
 from loadtest.imap.lean import login_command
+from loadtest.imap.transport import DISCONNECT_LOGOUT
 from loadtest.settings import Option, declare, positive_float, positive_int
 from loadtest.shapes import Phase, PhasedShape, fast_spawn_rate
 from loadtest.users import ChurnUser, HeldSessionUser, ReconnectFloodUser
@@ -36,17 +46,30 @@ declare(
 # Per-user pace of the login rush when --imap-rate is not given: open loop, so a slow server
 # cannot lower the offered load (late sessions show as PACING/SCHEDULE_LAG).
 RUSH_DEFAULT_RATE = 2.0
+# Per-user pace of the lock-file sessions: 10 users x 2/s keep 2 shared cores well below
+# saturation here, so a canary that rises means the filesystem, not the CPU.
+LOCKFILE_DEFAULT_RATE = 2.0
 # Process budget of the soak: what one live imapd costs, the share of available memory the soak
-# may take, sockets the generator keeps for itself. The imapd cost is an assumption rounded up
-# from one measurement (Cyrus 3.6.1 Debian 12, a test deployment with imapd_reuse=1): 10 held
-# sessions after LOGIN and SELECT INBOX, Pss of /proc/PID/smaps_rollup of master's imapd
-# children, median 3902 KiB (3120..3941); idle preforked ones 3.2-3.3 MiB. PSS shares the
-# binary's pages among all children, so with hundreds of sessions it is lower, not higher.
-# Measure again with `cyrus-loadtest deploy up`, held sessions, and that file.
+# may take, sockets the generator keeps for itself. The cost is measured when the plan is made
+# (median Pss of /proc/PID/smaps_rollup of the deployment's live imapds, times
+# LOGGED_IN_FACTOR: an idle preforked imapd of Cyrus 3.6.1 here had 3.2-3.3 MiB, one after LOGIN
+# and SELECT INBOX 3.9 MiB, median of 10); IMAPD_PSS_BYTES when nothing can be measured (a
+# remote target, no imapd alive). PSS shares the binary's pages among all children, so with
+# thousands of sessions it is lower, not higher.
 IMAPD_PSS_BYTES = 4 * 1024 * 1024
+LOGGED_IN_FACTOR = 1.25
 MEMORY_SHARE = 0.5
 GENERATOR_SPARE_FDS = 200
-SOAK_HARD_CAP = 500
+# The incident's own figure (12,000 imapds on one Tru64 cluster): the soak never holds more.
+SOAK_HARD_CAP = 12_000
+# Share of the live processes that come and go together in each bulk wave; the period between
+# waves (a wave of 700 sessions took ~15 s to reconnect here), shorter for short runs.
+WAVE_SHARE = 0.25
+WAVE_PERIOD_S = (5.0, 30.0)
+# The last phase: every session ends at once and the collectors watch master reap them
+# (a tenth of the run, within these bounds: a few samples at least).
+EXIT_PHASE_S = 15.0
+EXIT_MIN_S = 5.0
 
 
 # -- users a scenario fixes ---------------------------------------------------------------------
@@ -73,6 +96,93 @@ class StormUser(ReconnectFloodUser):
         self._login_line = login_command(self._credential())
 
 
+class BulkWaveUser(HeldSessionUser):
+    """A held session that ends together with all the others: at every multiple of the wave
+    period on the wall clock, every wave user logs out at once (with one imapd per connection,
+    hundreds of processes exit together) and at once connects, logs in and LISTs again (as many
+    forks). The UC Davis freeze came whenever processes came and went in bulk."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        # From the options, not the shape: a worker process has no shape.
+        settings = plugin.settings_of(environment)
+        duration = settings.get("scenario_duration") if settings is not None else None
+        self.period_s = wave_period(float(duration or ProcessChurnShape.default_duration))
+
+    def wait_time(self) -> float:
+        return self.period_s - time.time() % self.period_s
+
+    @task
+    def hold(self) -> None:
+        session = self.session
+        try:
+            if session.connected:
+                session.disconnect(DISCONNECT_LOGOUT)
+            session.connect()
+            session.login(self.credential)
+            session.list()
+        except StepFailure:
+            pass  # reported once by the session; the next wave reconnects
+
+
+class LockFileSessionUser(ChurnUser):
+    """A session of the 2010 server, paced open loop at --imap-rate sessions/s (default 2):
+    create the user's lock file in the instance's lock directory, connect, LOGIN, LIST, logout,
+    remove the lock file. The file is Cyrus 3.6's own user lock, ``*U*USER.lock``, owned like
+    the directory, so Cyrus opens the same file when it needs the lock during the session.
+    Cyrus alone creates it once and keeps it (its inode stays: measured with the inodes
+    collector); the 2010 server created and deleted one per session, so this user does.
+    Churn users take other credentials than held sessions, so no live session of the same user
+    holds the file when it goes."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        rate = self.config.rate if self.config.rate > 0 else LOCKFILE_DEFAULT_RATE
+        self._period = 1.0 / rate
+        lock_dir = lock_dir_of(environment, self.target.instance)
+        self._lock_file = (None if lock_dir is None or self.credential is None
+                           else lock_dir / f"*U*{self.credential.username}.lock")
+
+    @task
+    def churn(self) -> None:
+        lock = self._lock_file
+        if lock is not None:
+            with contextlib.suppress(OSError):  # a lock file we cannot make is no failed step
+                owner = lock.parent.stat()
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
+                try:
+                    os.fchown(fd, owner.st_uid, owner.st_gid)
+                finally:
+                    os.close(fd)
+        try:
+            super().churn()
+        finally:
+            if lock is not None:
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+
+
+def lock_dir_of(environment: Any, instance: str | None) -> Path | None:
+    """The lock directory of a local deployment's instance (None: remote or not found)."""
+    settings = plugin.settings_of(environment)
+    if settings is None or settings.get("imap_host"):
+        return None
+    from loadtest.deploy.deployment import load_deployment
+
+    try:
+        deployment = load_deployment(settings.get("deployment"), settings.source("deployment"))
+        info = deployment.instance(instance) if instance else deployment.instances[0]
+    except UsageError:
+        return None
+    return Path(info.lock_dir)
+
+
+# Locust gives a subclass its base classes' tasks besides its own: these users would run the
+# plain churn / hold half the time. Only their own task.
+BulkWaveUser.tasks = [BulkWaveUser.hold]
+LockFileSessionUser.tasks = [LockFileSessionUser.churn]
+
+
 # -- sizes ----------------------------------------------------------------------------------
 
 
@@ -84,15 +194,48 @@ class Sizes:
 
 
 def process_budget(maxchild: int, reserved: int, mem_available_bytes: int | None,
-                   open_files_limit: int | None, cap: int = SOAK_HARD_CAP) -> int:
+                   open_files_limit: int | None, cap: int = SOAK_HARD_CAP,
+                   imapd_bytes: int = IMAPD_PSS_BYTES) -> int:
     """Live imapd processes the soak may hold open: bounded by master's maxchild (less what
-    churn and probes need), by memory, by the generator's open-files limit, and by ``cap``."""
+    churn and probes need), by memory at ``imapd_bytes`` each, by the generator's open-files
+    limit, and by ``cap``."""
     limits = [cap, maxchild - reserved]
     if mem_available_bytes is not None:
-        limits.append(int(mem_available_bytes * MEMORY_SHARE // IMAPD_PSS_BYTES))
+        limits.append(int(mem_available_bytes * MEMORY_SHARE // max(1, imapd_bytes)))
     if open_files_limit is not None:
         limits.append(open_files_limit - GENERATOR_SPARE_FDS)
     return max(1, min(limits))
+
+
+def measured_imapd_bytes(master_pids: list[int]) -> int | None:
+    """What a logged-in imapd costs: median Pss of the live imapd children of these masters
+    (smaps_rollup), times LOGGED_IN_FACTOR; None when there is none to measure."""
+    pss = []
+    for master in master_pids:
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                if Path(f"/proc/{child}/comm").read_text().strip() != "imapd":
+                    continue
+                rollup = Path(f"/proc/{child}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            pss += [int(line.split()[1]) * 1024 for line in rollup.splitlines()
+                    if line.startswith("Pss:")]
+    return int(statistics.median(pss) * LOGGED_IN_FACTOR) if pss else None
+
+
+def maxchild_of(deployment: Any) -> int | None:
+    """The smallest maxchild of the deployment's instances (None: no deployment)."""
+    if deployment is None or not deployment.instances:
+        return None
+    from loadtest.deploy.render import ServiceOptions
+
+    default = ServiceOptions().maxchild  # what deploy up renders when the option is absent
+    return min(int(i.options.get("maxchild", default)) for i in deployment.instances)
 
 
 def machine_limits() -> tuple[int | None, int | None]:
@@ -140,14 +283,53 @@ def plan_reconnect_storm(s: Sizes) -> list[Phase]:
 
 
 def plan_process_churn(s: Sizes) -> list[Phase]:
-    """Fill: held sessions up to the process budget, each one live imapd (30 %); soak: plus
-    connect/LOGIN/LIST/logout churn, one fork+exec per connection (70 %)."""
-    t1, d = s.duration * 0.3, s.duration
+    """Fill: held sessions up to the process budget less the wave, each one live imapd (25 %);
+    soak: plus connect/LOGIN/LIST/logout churn, one fork+exec per connection (25 %); bulk: plus
+    the wave users (WAVE_SHARE of the budget) that log out and in again all together every
+    wave period (40-45 %); exit: every session ends at once, all live imapds exit together, the
+    collectors watching (a tenth of the run, within EXIT_MIN_S..EXIT_PHASE_S)."""
+    d = s.duration
+    t1, t2 = d * 0.25, d * 0.5
+    t3 = d - min(EXIT_PHASE_S, max(EXIT_MIN_S, d * 0.1))
+    wave = max(1, round(s.held * WAVE_SHARE))
+    steady = max(1, s.held - wave)
     # Fill at most 50 sessions/s: with one fork per connection master spawns ~70/s here.
-    fill_rate = float(min(50, max(4, s.held / max(1.0, t1 * 0.5))))
+    fill_rate = float(min(50, max(4, steady / max(1.0, t1 * 0.5))))
+    everyone = steady + s.users + wave
     return [
-        Phase("fill", 0.0, t1, s.held, fill_rate, (HeldSessionUser,)),
-        Phase("soak", t1, d, s.held + s.users, fast_spawn_rate(s.users), (ChurnUser,)),
+        Phase("fill", 0.0, t1, steady, fill_rate, (HeldSessionUser,)),
+        Phase("soak", t1, t2, steady + s.users, fast_spawn_rate(s.users), (ChurnUser,)),
+        Phase("bulk", t2, t3, everyone, fill_rate, (BulkWaveUser,)),
+        Phase("exit", t3, d, 0, fast_spawn_rate(everyone), (HeldSessionUser,)),
+    ]
+
+
+def wave_period(duration: float) -> float:
+    """Seconds between bulk waves: an eighth of the run (at least two waves in the bulk phase),
+    within WAVE_PERIOD_S."""
+    low, high = WAVE_PERIOD_S
+    return max(low, min(high, duration / 8.0))
+
+
+def plan_binary_rotation(s: Sizes) -> list[Phase]:
+    """Churn users alone (15 %), then the rotation (85 %): the rotate-binary fault starts with
+    this phase (phase=rotation) and held sessions join one by one on top of the churn, so the
+    live imapds that serve them were spawned at different link targets (UC Davis: live
+    processes spread over the copies)."""
+    t1, d = s.duration * 0.15, s.duration
+    return [
+        Phase("churn", 0.0, t1, s.users, fast_spawn_rate(s.users), (ChurnUser,)),
+        Phase("rotation", t1, d, s.users + s.held, fast_spawn_rate(s.held), (HeldSessionUser,),
+              ramp_from=s.users),
+    ]
+
+
+def plan_lockfile_churn(s: Sizes) -> list[Phase]:
+    """Held sessions alone (30 %: the canary's baseline), then plus lock-file sessions."""
+    t1, d = s.duration * 0.3, s.duration
+    return [
+        Phase("baseline", 0.0, t1, s.held, fast_spawn_rate(s.held), (HeldSessionUser,)),
+        Phase("churn", t1, d, s.held + s.users, fast_spawn_rate(s.users), (LockFileSessionUser,)),
     ]
 
 
@@ -211,27 +393,38 @@ class ProcessChurnShape(ScenarioShape):
     def plan(self) -> list[Phase]:
         sizes = self.sizes()
         mem, nofile = machine_limits()
-        maxchild = self._maxchild()
+        deployment = self._deployment()
+        maxchild = maxchild_of(deployment) or SOAK_HARD_CAP
+        imapd_bytes = IMAPD_PSS_BYTES
+        if deployment is not None:
+            imapd_bytes = measured_imapd_bytes(
+                [i.master_pid for i in deployment.instances if i.master_pid]) or IMAPD_PSS_BYTES
         # Churn users, the collectors' probe and held session, prefork and some slack.
-        budget = process_budget(maxchild, sizes.users + 10, mem, nofile)
+        budget = process_budget(maxchild, sizes.users + 10, mem, nofile,
+                                imapd_bytes=imapd_bytes)
         held = min(sizes.held, budget)
         return plan_process_churn(Sizes(sizes.duration, sizes.users, held))
 
-    def _maxchild(self) -> int:
-        run = plugin.run_of(self.runner.environment) if self.runner is not None else None
-        deployment = getattr(run, "deployment", None)
-        if deployment is None:  # a remote target: only the hard cap and the machine bound it
-            return SOAK_HARD_CAP
-        return min(int(i.options.get("maxchild", SOAK_HARD_CAP)) for i in deployment.instances)
+    def _deployment(self) -> Any:
+        """The local deployment the run uses (None for a remote target or none found)."""
+        settings = self.settings()
+        if settings is None or settings.get("imap_host"):
+            return None
+        from loadtest.deploy.deployment import load_deployment
+
+        try:
+            return load_deployment(settings.get("deployment"), settings.source("deployment"))
+        except UsageError:
+            return None
 
 
 class BinaryRotationShape(ScenarioShape):
     default_duration = 120.0
     default_users = 6
-    default_held = 4
+    default_held = 40
 
     def plan(self) -> list[Phase]:
-        return plan_churn_after_warm_up(self.sizes(), "rotation")
+        return plan_binary_rotation(self.sizes())
 
 
 class LockFileChurnShape(ScenarioShape):
@@ -241,7 +434,7 @@ class LockFileChurnShape(ScenarioShape):
 
     def plan(self) -> list[Phase]:
         # A longer quiet baseline: the canary's own p99 before churn is the reference.
-        return plan_churn_after_warm_up(self.sizes(), "churn", warm_up="baseline", share=0.3)
+        return plan_lockfile_churn(self.sizes())
 
 
 class StoresAndSlotsShape(ScenarioShape):
@@ -254,6 +447,6 @@ class StoresAndSlotsShape(ScenarioShape):
 
 
 __all__ = [
-    "BinaryRotationShape", "LockFileChurnShape", "MorningRushShape", "ProcessChurnShape",
+    "BinaryRotationShape", "BulkWaveUser", "LockFileSessionUser", "LockFileChurnShape", "MorningRushShape", "ProcessChurnShape",
     "ReconnectStormShape", "RushLoginUser", "Sizes", "StormUser", "StoresAndSlotsShape",
 ]

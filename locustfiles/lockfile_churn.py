@@ -1,10 +1,13 @@
-"""Lock-file churn (a university IMAP farm, 2010): login/logout churn against a deployment whose
-proc and lock directories are on the data filesystem (a disk, not tmpfs), with the filesystem
-canary timing create+fsync+unlink there throughout.
+"""Lock-file churn (a university IMAP farm, 2010): against a deployment whose proc and lock
+directories are on the data filesystem (a disk, not tmpfs), sessions paced below CPU saturation
+each create Cyrus's own user lock file and remove it again (LockFileSessionUser), while the
+filesystem canary times create+fsync+unlink there and the inodes collector counts the files
+created and removed per directory.
 
     cyrus-loadtest deploy up --dir /var/tmp/cyrus-lockfile
     locust -f locustfiles/lockfile_churn.py --headless --gate fixtures/gates/lockfile_churn.toml \
-        --deployment /var/tmp/cyrus-lockfile
+        --deployment /var/tmp/cyrus-lockfile \
+        --collectors probe,master,processes,backlog,machine,canary,inodes
     cyrus-loadtest scenario lockfile-churn                         # own deployment, gate, report
 
 docs/scenarios.md.
@@ -16,8 +19,8 @@ from locust import events
 
 from loadtest import plugin
 from loadtest.paths import on_tmpfs
-from loadtest.scenarios import LockFileChurnShape  # noqa: F401 - Locust picks it up
-from loadtest.users import ChurnUser, HeldSessionUser  # noqa: F401
+from loadtest.scenarios import LockFileChurnShape, LockFileSessionUser  # noqa: F401 - Locust picks them up
+from loadtest.users import HeldSessionUser  # noqa: F401
 
 
 @events.test_start.add_listener

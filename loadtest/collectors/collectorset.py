@@ -18,14 +18,17 @@ from loadtest.collectors.samplers import (
     Context,
     CyrusErrorSampler,
     Gaps,
+    InodeSampler,
     MachineSampler,
     MasterSampler,
     ProbeSampler,
     ProcessSampler,
+    ReplicationSampler,
     Target,
     make_target,
 )
 from loadtest.core.series import SeriesStore
+from loadtest.deploy.replication import pairs as replication_pairs
 
 log = logging.getLogger("loadtest.collectors")
 FLUSH_INTERVAL_S = 1.0
@@ -38,7 +41,8 @@ class CollectorSet:
 
     def __init__(self, targets: Iterable[Target], store: SeriesStore,
                  config: CollectorConfig | None = None, *,
-                 artifacts: str | Path | None = None) -> None:
+                 artifacts: str | Path | None = None,
+                 replicas: Iterable[tuple[Target, Target, str | None]] = ()) -> None:
         self.config = config or CollectorConfig()
         self.store = store
         self.targets = list(targets)
@@ -64,8 +68,13 @@ class CollectorSet:
                 self.samplers.append(CanarySampler(self.ctx, target, "proc", target.proc_dir))
             if "errors" in enabled and target.log_file:
                 self.samplers.append(CyrusErrorSampler(self.ctx, target))
+            if "inodes" in enabled:
+                self.samplers.append(InodeSampler(self.ctx, target))
             if "probe" in enabled:
                 self.probes.append(ProbeSampler(self.ctx, target))
+        if "replication" in enabled:  # (master, replica, store) of each replicated store
+            for master, replica, store_name in replicas:
+                self.samplers.append(ReplicationSampler(self.ctx, master, replica, store_name))
         self._stop = threading.Event()
         self._started = False
         self.missed_ticks = 0
@@ -81,9 +90,17 @@ class CollectorSet:
         for info in deployment.instances:
             if wanted is not None and info.name not in wanted:
                 continue
-            users = read_users(info.users_file) if os.path.exists(info.users_file) else []
+            # A replica slot's users file is empty: its users live on the master. Three users:
+            # the probe's, the held session's, and the replication lag probe's.
+            has_users = (os.path.exists(info.users_file)  # more than the header line
+                         and len(Path(info.users_file).read_text().split()) > 1)
+            users = read_users(info.users_file, limit=3) if has_users else []
             targets.append(make_target(info, users))
-        return cls(targets, store, config, artifacts=artifacts)
+        by_name = {t.name: t for t in targets}
+        replicas = [(by_name[m.name], by_name[r.name], m.store)
+                    for m, r in replication_pairs(deployment.instances)
+                    if m.name in by_name and r.name in by_name]
+        return cls(targets, store, config, artifacts=artifacts, replicas=replicas)
 
     def start(self) -> None:
         if self._started:

@@ -9,12 +9,15 @@ from typing import Any
 
 from loadtest.errors import UsageError
 
-ALL_COLLECTORS = ("probe", "master", "processes", "backlog", "machine", "canary", "errors")
+ALL_COLLECTORS = ("probe", "master", "processes", "backlog", "machine", "canary", "errors",
+                  "inodes", "replication")
+# inodes (inotify watches of the instance's tree) only when asked for: the lock-file scenario.
+DEFAULT_COLLECTORS = tuple(c for c in ALL_COLLECTORS if c != "inodes")
 
 
 @dataclass(frozen=True)
 class CollectorConfig:
-    collectors: tuple[str, ...] = ALL_COLLECTORS
+    collectors: tuple[str, ...] = DEFAULT_COLLECTORS
     interval: float = 1.0  # seconds between server-side samples (master, processes, ...)
     probe_rate: float = 4.0  # new-connection probes (and held-session NOOPs) per second
     probe_timeout: float = 5.0  # a probe step unanswered this long is a timeout

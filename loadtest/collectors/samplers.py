@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import logging
 import os
 import threading
@@ -116,6 +117,7 @@ class Target:
     listen_backlog: int | None
     users: tuple[Credential, ...] = ()
     log_file: str = ""  # the instance's syslog lines (our receiver writes them); "" = none
+    inode_roots: tuple[str, ...] = ()  # the instance's directories (inode turnover)
 
 
 # -- small /proc helpers (run inside ``read``) --------------------------------------------------
@@ -316,7 +318,17 @@ class MasterSampler(Sampler):
 # -- master's children from /proc -----------------------------------------------------------------
 
 class ProcessSampler(Sampler):
-    """Children of master grouped by service; spawns and exits; CPU of the Cyrus tree."""
+    """Children of master grouped by service; spawns and exits; CPU of the Cyrus tree; zombie
+    children (exited, not yet reaped by master); live imapds per executable.
+
+    ``process_spawns`` comes from master's own fork counter (``master_forks_total`` in its
+    stats file, per service), so children that live less than the 1 s sampling interval count
+    too; ``process_exits`` then follows from conservation (live before + spawned - live now;
+    never below 0, a negative balance carried to the next sample). Without master's stats file both fall back to children seen appearing or
+    disappearing in /proc between two samples (labels ``source="proc"``), which misses the
+    short-lived ones. ``imapd_binaries``: live imapds per executable (``/proc/PID/exe``, label
+    ``binary``; read once per process: an imapd that re-execs in place keeps its first), so a
+    rotated binary shows how live processes spread over its copies."""
 
     name = "processes"
     signals = ("imapd_processes", "cyrus_cpu_percent")
@@ -327,6 +339,11 @@ class ProcessSampler(Sampler):
         self._services: dict[tuple[int, int], str] = {}  # (pid, starttime) -> service
         self._previous: set[tuple[int, int]] | None = None
         self._cpu: tuple[float, int] | None = None  # (t, ticks)
+        self._forks: dict[str, float] | None = None  # master_forks_total per service
+        self._exit_balance: dict[str, float] = {}  # exits counted ahead, per service (<= 0)
+        self._exe: dict[tuple[int, int], str] = {}  # executable of each live imapd
+        # Thousands of children take longer than a second to read on busy cores.
+        self.io_timeout = max(2 * ctx.config.interval, 2.0)
 
     def read(self) -> dict[str, Any]:
         pid = master_pid(self.target)
@@ -334,6 +351,7 @@ class ProcessSampler(Sampler):
         children: dict[tuple[int, int], parsers.PidStat] = {}  # (pid, starttime) -> stat
         known = set(self._services)
         environ: dict[int, tuple[bytes | None, bytes | None, str | None]] = {}
+        exe: dict[tuple[int, int], str] = {}
         for child in parsers.parse_children(read_text(f"/proc/{pid}/task/{pid}/children")):
             try:
                 stat = parsers.parse_pid_stat(read_text(f"/proc/{child}/stat"))
@@ -343,7 +361,28 @@ class ProcessSampler(Sampler):
             children[key] = stat
             if key not in known:
                 environ[child] = self._naming(child)
-        return {"master": master, "children": children, "environ": environ}
+            if stat.comm == "imapd" and stat.state != "Z":
+                if key in self._exe:  # read once per process: thousands of them per second
+                    exe[key] = self._exe[key]
+                else:
+                    with contextlib.suppress(OSError):
+                        exe[key] = os.readlink(f"/proc/{child}/exe").removesuffix(" (deleted)")
+        self._exe = exe
+        return {"master": master, "children": children, "environ": environ, "exe": exe,
+                "forks": self._read_forks()}
+
+    def _read_forks(self) -> dict[str, float] | None:
+        """master_forks_total per service from master's stats file (None: not available)."""
+        try:
+            text = read_locked(self.target.stats_file, attempts=2)
+        except OSError:
+            return None
+        if text is None:
+            return None
+        stats = parsers.parse_master_stats(text)
+        forks = {service: stats.service(service).get("master_forks_total")
+                 for service in {s for s, _f in stats.values}}
+        return {s: v for s, v in forks.items() if v is not None} or None
 
     @staticmethod
     def _naming(child: int) -> tuple[bytes | None, bytes | None, str | None]:
@@ -368,7 +407,7 @@ class ProcessSampler(Sampler):
     def process(self, t: float, data: dict[str, Any]) -> None:
         ticks = data["master"].cpu_ticks_with_children
         current: dict[tuple[int, int], str] = {}
-        imapd = 0
+        imapd = zombies = 0
         for key, stat in data["children"].items():
             service = self._services.get(key)
             if service is None:
@@ -380,20 +419,42 @@ class ProcessSampler(Sampler):
             current[key] = service
             ticks += stat.cpu_ticks_with_children
             imapd += stat.comm == "imapd"
+            zombies += stat.state == "Z"
         counts = Counter(current.values())
         for service, count in sorted(counts.items()):
             self.add("child_processes", count, t, service=service)
         self.add("imapd_processes", imapd, t)
+        self.add("zombie_children", zombies, t)
+        for binary, count in sorted(Counter(data["exe"].values()).items()):
+            self.add("imapd_binaries", count, t, binary=binary)
+        forks = data["forks"]
         if self._previous is not None:
             exited = self._previous - current.keys()
-            spawns = Counter(current[k] for k in current.keys() - self._previous)
-            exits = Counter(self._services[k] for k in exited)  # named when first seen
-            for service in sorted(counts.keys() | exits.keys()):
-                self.add("process_spawns", spawns[service], t, service=service)
-                self.add("process_exits", exits[service], t, service=service)
+            before = Counter(self._services[k] for k in self._previous)
+            seen_spawns = Counter(current[k] for k in current.keys() - self._previous)
+            seen_exits = Counter(self._services[k] for k in exited)  # named when first seen
+            for service in sorted(counts.keys() | seen_exits.keys()):
+                if forks is not None and self._forks is not None and service in forks:
+                    spawned = max(0.0, forks[service] - self._forks.get(service, forks[service]))
+                    # The counter and /proc are read a moment apart: a child counted as forked
+                    # may not be listed yet. Carry a negative balance to the next sample, so
+                    # the sum over the run stays exact and no sample is below 0.
+                    ended = (before[service] + spawned - counts[service]
+                             + self._exit_balance.get(service, 0.0))
+                    self._exit_balance[service] = min(0.0, ended)
+                    ended = max(0.0, ended)
+                    self.add("process_spawns", spawned, t, service=service, source="master")
+                    self.add("process_exits", ended, t, service=service, source="master")
+                else:
+                    self.add("process_spawns", seen_spawns[service], t, service=service,
+                             source="proc")
+                    self.add("process_exits", seen_exits[service], t, service=service,
+                             source="proc")
             for key in exited:
                 self._services.pop(key, None)
         self._previous = set(current)
+        if forks is not None:
+            self._forks = forks
         if self._cpu is not None and t > self._cpu[0]:
             percent = 100.0 * (ticks - self._cpu[1]) / CLK_TCK / (t - self._cpu[0])
             self.add("cyrus_cpu_percent", max(0.0, percent), t)
@@ -491,7 +552,8 @@ def tree_cpu_ticks(pid: int) -> int:
 
 
 class MachineSampler(Sampler):
-    """Host-wide: load, runnable/blocked, forks, listen overflows, generator CPU."""
+    """Host-wide: load, runnable/blocked, forks, listen overflows, generator CPU, the kernel's
+    CPU share, busy CPU share, context switches per second, the process table's size."""
 
     name = "machine"
     signals = ("load1", "procs_running", "procs_blocked")
@@ -514,6 +576,8 @@ class MachineSampler(Sampler):
         self.add("load1", load.load1, t)
         self.add("procs_running", stat.procs_running, t)
         self.add("procs_blocked", stat.procs_blocked, t)
+        # Scheduling entities (threads included) on the host: the kernel's process table.
+        self.add("host_processes", load.total, t)
         if self._netstat0 is None:
             self._netstat0 = netstat
         for signal, key in (("listen_overflows", "TcpExt.ListenOverflows"),
@@ -528,6 +592,14 @@ class MachineSampler(Sampler):
                 self.add("host_forks_per_s", (stat.processes - stat0.processes) / dt, t)
                 self.add("generator_cpu_percent",
                          100.0 * (data["generator"] - gen0) / CLK_TCK / dt, t)
+                self.add("context_switches_per_s",
+                         (stat.context_switches - stat0.context_switches) / dt, t)
+            ticks = stat.cpu_ticks - stat0.cpu_ticks
+            if ticks > 0:  # shares of all CPUs' time since the last sample
+                self.add("host_cpu_system_percent",
+                         100.0 * (stat.cpu_system_ticks - stat0.cpu_system_ticks) / ticks, t)
+                self.add("host_cpu_busy_percent",
+                         100.0 - 100.0 * (stat.cpu_idle_ticks - stat0.cpu_idle_ticks) / ticks, t)
         self._previous = (t, stat, data["generator"])
 
 
@@ -607,6 +679,132 @@ class CyrusErrorSampler(Sampler):
     def process(self, t: float, new: Counter[str]) -> None:
         self.counts.update(new)
         self.add(CYRUS_ERRORS_SIGNAL, float(sum(self.counts.values())), t)
+
+# -- inode turnover --------------------------------------------------------------------------------
+
+class InodeSampler(Sampler):
+    """Files created and removed per directory of the instance (its root and volatile root,
+    without log/), counted by inotify, so short-lived files count: ``inode_creates_per_s`` and
+    ``inode_unlinks_per_s`` with label ``dir`` ("run/proc", "run/lock", "conf/db", ...). A rename
+    counts as a removal where it leaves and a creation where it lands (Cyrus writes its
+    databases to a new file and renames it over the old one)."""
+
+    name = "inodes"
+    signals = ("inode_creates_per_s",)
+
+    def __init__(self, ctx: Context, target: Target) -> None:
+        super().__init__(ctx, target.name)
+        self.target = target
+        self.watcher: Any = None
+        self._last: float | None = None
+        self._seen: set[str] = set()
+
+    def read(self) -> Any:
+        if self.watcher is None:
+            from loadtest.collectors.inotify import Watcher
+
+            roots = [Path(r) for r in self.target.inode_roots if Path(r).is_dir()]
+            if not roots:
+                raise Fault("no instance directory to watch")
+            self.watcher = Watcher(roots, skip=("log",))
+        return self.watcher.drain()
+
+    def process(self, t: float, turnover: Any) -> None:
+        if turnover.overflowed:
+            self.ctx.gaps.note(self.name, self.instance, "inotify queue overflowed: counts are "
+                               "low (raise fs.inotify.max_queued_events)", t)
+        last, self._last = self._last, t
+        if last is None or t <= last:
+            return  # the first drain only starts the watch
+        self._seen |= set(turnover.created) | set(turnover.removed)
+        for group in sorted(self._seen):
+            self.add("inode_creates_per_s", turnover.created[group] / (t - last), t, dir=group)
+            self.add("inode_unlinks_per_s", turnover.removed[group] / (t - last), t, dir=group)
+
+    def finish(self, t: float) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+
+# -- replication lag ------------------------------------------------------------------------------
+
+REPLICATION_TIMEOUT_S = 20.0
+REPLICATION_POLL_S = 0.05
+
+
+def measure_replication_lag(master: Target, replica: Target, user: Credential, token: str,
+                            timeout: float = REPLICATION_TIMEOUT_S) -> float:
+    """APPEND a message with a unique Subject to the user's INBOX on the master slot, then look
+    for it on the replica slot as the same user (SELECT, SEARCH SUBJECT) until it is there:
+    seconds from the APPEND's OK to the first sighting. TimeoutError after ``timeout``."""
+    import imaplib
+
+    message = (f"From: cyrus-loadtest <loadtest@localhost>\r\nSubject: loadtest-lag {token}\r\n"
+               "\r\nreplication lag probe\r\n").encode()
+    with imaplib.IMAP4(master.host, master.port, timeout=timeout) as conn:
+        conn.login(user.username, user.password)
+        conn.append("INBOX", None, None, message)
+        appended = time.monotonic()
+    with imaplib.IMAP4(replica.host, replica.port, timeout=timeout) as conn:
+        conn.login(user.username, user.password)
+        while True:
+            try:  # the mailbox itself may not have reached the replica yet
+                conn.select("INBOX", readonly=True)
+                _typ, data = conn.search(None, "SUBJECT", f'"{token}"')
+                if data and data[0] and data[0].split():
+                    return time.monotonic() - appended
+            except imaplib.IMAP4.error:
+                pass
+            if time.monotonic() - appended > timeout:
+                raise TimeoutError(f"message not on {replica.name} after {timeout:.0f} s")
+            time.sleep(REPLICATION_POLL_S)
+
+
+class ReplicationSampler:
+    """Replication lag of one store, master slot to replica slot (``replication_lag_s``, on the
+    master's instance with labels ``replica`` and ``store``): one measurement at a time, started
+    on the clock whenever none is running (so about one per sync interval plus the lag). A
+    message that never arrives is recorded as the whole wait, ``outcome="timeout"``."""
+
+    name = "replication"
+
+    def __init__(self, ctx: Context, master: Target, replica: Target, store: str | None) -> None:
+        self.ctx = ctx
+        self.master = master
+        self.replica = replica
+        self.store = store or master.name
+        # Not the probe's or the held session's user (the first two) when there is a third.
+        self.user = master.users[-1] if master.users else None
+        self._busy = False
+        self._count = itertools.count()
+        if self.user is None:
+            ctx.gaps.note(self.name, master.name, "no users on the master slot: no lag probe",
+                          ctx.clock.now())
+
+    def tick(self, t: float) -> None:
+        if self._busy or self.ctx.runtime.closed or self.user is None:
+            return
+        self._busy = True
+        self.ctx.runtime.spawn(self._measure, t)
+
+    def _measure(self, t: float) -> None:
+        assert self.user is not None
+        labels = {"replica": self.replica.name, "store": self.store}
+        token = f"{os.getpid()}-{self.master.name}-{next(self._count)}-{time.time():.3f}"
+        try:
+            lag = measure_replication_lag(self.master, self.replica, self.user, token)
+            self.ctx.store.add("replication_lag_s", lag, t=t, instance=self.master.name, **labels)
+        except TimeoutError as exc:
+            self.ctx.store.add("replication_lag_s", REPLICATION_TIMEOUT_S, t=t,
+                               instance=self.master.name, outcome="timeout", why=str(exc), **labels)
+        except Exception as exc:  # refused, lost, rejected: a gap, never the end of the run
+            self.ctx.store.add("replication_lag_s", None, t=t, instance=self.master.name,
+                               outcome="failed", why=f"{exc.__class__.__name__}: {exc}", **labels)
+        finally:
+            self._busy = False
+
+    def finish(self, t: float) -> None:
+        """Nothing held open between measurements."""
 
 
 # -- responsiveness probes and stall detection ------------------------------------------------------
@@ -741,4 +939,5 @@ def make_target(instance: Any, users: list[Credential]) -> Target:
                   pid_file=instance.pid_file, master_pid=instance.master_pid,
                   stats_file=instance.stats_file, data_dir=instance.data_dir,
                   proc_dir=instance.proc_dir, listen_backlog=options.get("listen_backlog"),
-                  users=tuple(users), log_file=instance.log_file)
+                  users=tuple(users), log_file=instance.log_file,
+                  inode_roots=tuple(r for r in (instance.root, instance.volatile_root) if r))

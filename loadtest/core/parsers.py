@@ -148,6 +148,9 @@ class ProcStat:
     procs_running: int
     procs_blocked: int
     cpu_ticks: int  # all CPUs, all states (for the collectors' own share)
+    context_switches: int = 0  # since boot (ctxt)
+    cpu_system_ticks: int = 0  # system + irq + softirq: the kernel's share
+    cpu_idle_ticks: int = 0  # idle + iowait
 
 
 def parse_proc_stat(text: str) -> ProcStat:
@@ -157,9 +160,12 @@ def parse_proc_stat(text: str) -> ProcStat:
         if parts:
             fields[parts[0]] = parts[1:]
     try:
+        cpu = [int(x) for x in fields["cpu"]]
+        # cpu: user nice system idle iowait irq softirq steal guest guest_nice
         return ProcStat(int(fields["processes"][0]), int(fields["procs_running"][0]),
-                        int(fields["procs_blocked"][0]),
-                        sum(int(x) for x in fields["cpu"]))
+                        int(fields["procs_blocked"][0]), sum(cpu),
+                        int(fields["ctxt"][0]) if "ctxt" in fields else 0,
+                        cpu[2] + sum(cpu[5:7]), cpu[3] + (cpu[4] if len(cpu) > 4 else 0))
     except (KeyError, IndexError, ValueError) as exc:
         raise ParseError(f"/proc/stat: missing or bad field {exc}") from None
 

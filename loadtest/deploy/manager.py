@@ -132,6 +132,39 @@ def check_user_count(users: int, root: Path, source: str) -> None:
                          f"{free / 1e6:,.0f} MB free in {existing}")
 
 
+def _configure_replication(infos: list[InstanceInfo], admin_password: str) -> list[Any]:
+    """Stores with a master and a replica slot replicate (sync_client -r to sync_server)."""
+    from loadtest.deploy import replication
+    from loadtest.deploy.render import cyrus_bin_dir
+
+    found = replication.pairs(infos)
+    if not found:
+        return []
+    bin_dir = cyrus_bin_dir()[0]
+    for tool in ("sync_client", "sync_server"):
+        if not (bin_dir / tool).exists():
+            raise UsageError(f"a topology with replica slots needs {bin_dir / tool}: install "
+                             "Debian's cyrus-replication (ci/setup does)")
+    for master, replica in found:
+        sync_port = inst.free_port()
+        replica_conf = Path(replica.cyrus_conf)
+        replica_conf.write_text(replication.add_to_section(
+            replica_conf.read_text(), "SERVICES",
+            replication.replica_service(bin_dir, replica.imapd_conf, replica.host, sync_port)))
+        master_conf = Path(master.cyrus_conf)
+        master_conf.write_text(replication.add_to_section(
+            master_conf.read_text(), "DAEMON", replication.master_daemon(bin_dir, master.imapd_conf)))
+        imapd_conf = Path(master.imapd_conf)
+        imapd_conf.write_text(imapd_conf.read_text() + replication.master_settings(
+            replica.host, sync_port, ADMIN_USER, admin_password))
+        _, _uid, gid = inst.service_user()
+        os.chown(imapd_conf, -1, gid)
+        imapd_conf.chmod(0o640)  # it now holds the admin's password: Cyrus's group only
+        master.options = {**master.options, "replica": replica.name}
+        replica.options = {**replica.options, "replica_of": master.name, "sync_port": sync_port}
+    return found
+
+
 def _ports(count: int, port: int | None, source: str) -> list[int]:
     if port is None:
         return [inst.free_port() for _ in range(count)]
@@ -208,6 +241,7 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
             all_users.extend(slot_users)
             write_users_file(Path(info.users_file), slot_users)
 
+        replicated = _configure_replication(infos, admin_password)
         t0 = time.monotonic()
         total = len(all_users)  # the admins' passwords are not counted
         done = 0
@@ -215,7 +249,10 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
         for info in infos:
             sasldb = InstancePaths.of(info).sasldb
             add_sasl_user(sasldb, ADMIN_USER, admin_password)
-            for user in (u for u in all_users if u.instance == info.name):
+            # A replica holds its master's users too: they can log in there after a failover
+            # (and the replication-lag collector looks for its message as the user).
+            served = {info.name} | {m.name for m, r in replicated if r is info}
+            for user in (u for u in all_users if u.instance in served):
                 add_sasl_user(sasldb, user.name, user.password)
                 done += 1
                 if progress and done % 25 == 0:
@@ -226,7 +263,8 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
         timing.sasl_s = time.monotonic() - t0
 
         t0 = time.monotonic()
-        for info in infos:
+        # Replicas first: a master's sync_client that finds no sync_server backs off ~25 s.
+        for info in sorted(infos, key=lambda i: i.role != "replica"):
             inst.start(info)
         timing.start_s = time.monotonic() - t0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.core.parsers import parse_children, service_of
+from loadtest.core.series import SeriesStore
 from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.procs import pid_alive
@@ -37,6 +38,7 @@ class Injector:
         self.guardian: Guardian | None = None
         self.guard_key = ""
         self.guard_in_s: float | None = None  # the guardian's deadline, None: at the run's end
+        self.store: SeriesStore | None = None  # set by the FaultRunner: series of its own
 
     def guard(self, actions: list[dict[str, Any]]) -> None:
         """Arm the guardian with this fault's undo ``actions``: call it before the fault is
@@ -153,9 +155,13 @@ class KillMaster(Injector):
 
 
 class RotateBinary(Injector):
-    """K copies of imapd and a symlink re-pointed every ``every`` seconds, as in the UC Davis
-    workaround; the instance must run imapd through its symlink (deploy option
-    imapd_binary=symlink). Re-pointing is atomic: a new link renamed over the old one."""
+    """K copies of imapd and a symlink re-pointed every ``every`` seconds (0: at every tick of
+    the fault runner, 10 ms), as in the UC Davis workaround; the instance must run imapd through
+    its symlink (deploy option imapd_binary=symlink). Re-pointing is atomic: a new link renamed
+    over the old one. Records the series ``rotation`` (re-points so far, a tally) a few times a
+    second, and the time one re-point took in its event."""
+
+    RECORD_EVERY_S = 0.5
 
     def check(self) -> None:
         link = InstancePaths.of(self.info).imapd_link
@@ -178,9 +184,12 @@ class RotateBinary(Injector):
         self.guard([symlink_action(self._link, real, self._copies)])
         self._next = 0
         self._rotations = 0
+        self._point_s: list[float] = []  # seconds each re-point took
         self._last = 0.0
+        self._recorded = 0.0
         self.active = True
         self._started = time.monotonic()
+        self._record(force=True)
         self.tick(time.monotonic())
         return {"copies": len(self._copies), "every": self.spec.every}
 
@@ -190,25 +199,41 @@ class RotateBinary(Injector):
         tmp.symlink_to(target)
         os.replace(tmp, self._link)
 
+    def _record(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.store is not None and (force or now - self._recorded >= self.RECORD_EVERY_S):
+            self.store.add("rotation", self._rotations, instance=self.info.name,
+                           copies=len(self._copies))
+            self._recorded = now
+
     def tick(self, now: float) -> None:
         duration = self.spec.duration
         if duration and time.monotonic() - self._started >= duration:
             return
         if time.monotonic() - self._last < self.spec.every:
             return
+        start = time.perf_counter()
         self._point(self._copies[self._next % len(self._copies)])
+        self._point_s.append(time.perf_counter() - start)
         self._next += 1
         self._rotations += 1
         self._last = time.monotonic()
+        self._record()
 
     def undo(self) -> dict[str, Any]:
         if not self.active:
             return {}
         super().undo()
         self._point(self._real)
+        self._record(force=True)
         for copy in self._copies:
             copy.unlink(missing_ok=True)
-        return {"rotations": self._rotations}
+        detail: dict[str, Any] = {"rotations": self._rotations}
+        if self._point_s:
+            ordered = sorted(self._point_s)
+            detail["repoint_us_p50"] = round(ordered[len(ordered) // 2] * 1e6, 1)
+            detail["repoint_us_max"] = round(ordered[-1] * 1e6, 1)
+        return detail
 
 
 INJECTORS: dict[str, type[Injector]] = {

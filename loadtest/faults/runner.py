@@ -5,6 +5,9 @@ and what the injector reports), shown by the report and the web UI. `stop()` und
 still active, and an atexit hook and SIGTERM handling make sure a stopped master gets SIGCONT
 even when the run is interrupted. A lasting fault is also armed in a guardian process
 (`loadtest.faults.guardian`) that undoes it when its deadline passes or the generator dies.
+even when the run is interrupted. A fault with ``phase=NAME`` waits for that phase (the run
+tells the runner its phase through ``current_phase``); its ``at`` counts from the phase start.
+Injectors may record series of their own (``Injector.store``), e.g. the rotation's re-points.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +48,7 @@ class FaultRunner:
             for offset in spec.times(run_time if run_time else 3600.0):
                 injector = make_injector(spec, info)
                 injector.check()  # refuse before any load starts
+                injector.store = store
                 self.occurrences.append(_Occurrence(offset, injector))
         self.occurrences.sort(key=lambda o: o.start)
         self._stop = threading.Event()
@@ -53,6 +57,9 @@ class FaultRunner:
         self._started = False
         self.guardian: Guardian | None = None
         self._guardian_error = ""
+        # The run's phase now (set by the plugin); faults with phase=NAME wait for it.
+        self.current_phase: Callable[[], str | None] | None = None
+        self._phase_starts: dict[str, float] = {}  # phase -> monotonic time first seen
 
     def start(self) -> None:
         if not self.occurrences or self._started:
@@ -71,8 +78,12 @@ class FaultRunner:
         pending = list(self.occurrences)
         while not self._stop.is_set():
             now = time.monotonic()
-            while pending and now - self._t0 >= pending[0].start:
-                self._begin(pending.pop(0))
+            phase = self.current_phase() if self.current_phase is not None else None
+            if phase is not None:
+                self._phase_starts.setdefault(phase, now)
+            for occ in [o for o in pending if self._due(o, now)]:
+                pending.remove(occ)
+                self._begin(occ)
             with self._lock:
                 active = [o for o in self.occurrences if o.event and o.event.end is None]
             for occ in active:
@@ -83,6 +94,11 @@ class FaultRunner:
             if not pending and not active:
                 return
             self._runtime.sleep(TICK_S)
+
+    def _due(self, occ: _Occurrence, now: float) -> bool:
+        wanted = occ.injector.spec.phase
+        origin = self._t0 if wanted is None else self._phase_starts.get(wanted)
+        return origin is not None and now - origin >= occ.start
 
     def _begin(self, occ: _Occurrence) -> None:
         spec = occ.injector.spec

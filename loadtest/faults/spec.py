@@ -9,10 +9,13 @@ Pure module. One fault per spec string (flag ``--fault``, env ``LOADTEST_FAULTS`
     signal-storm:at=5,duration=10,rate=2000  2,000 SIGCHLD/s at master (the EINTR path of 2016)
     reload-master:at=20                      SIGHUP master once
     rotate-binary:at=0,every=2,copies=5      re-point the imapd symlink every 2 s (UC Davis)
+    rotate-binary:phase=rotation,every=0     from the phase "rotation" on, at every tick (10 ms)
     kill-child:at=5,every=1,count=10         SIGKILL a random imapd child, 10 times
     kill-master:at=30                        SIGKILL master; restarted when the run ends
 
-``at`` is seconds after the test starts (default 0); ``every`` repeats the fault with that period
+``at`` is seconds after the test starts (default 0), or after the phase ``phase`` starts when
+given (a fault that belongs to a phase waits for it; it never starts if the phase never runs);
+``every`` repeats the fault with that period
 (``count`` times, default: until the run ends); ``duration`` is how long a lasting fault lasts.
 """
 
@@ -34,7 +37,8 @@ KINDS: dict[str, tuple[bool, dict[str, tuple[type, Any]]]] = {
     "kill-child": (False, {"service": (str, "imap")}),
     "kill-master": (False, {}),
 }
-COMMON: dict[str, tuple[type, Any]] = {"at": (float, 0.0), "every": (float, 0.0), "count": (int, 0)}
+COMMON: dict[str, tuple[type, Any]] = {"at": (float, 0.0), "every": (float, 0.0), "count": (int, 0),
+                                       "phase": (str, "")}
 # Signals per second the in-process storm can pace without holding the run's clock (each os.kill
 # is a few microseconds of the generator's one hub; 20,000/s costs it a few percent of a core).
 MAX_SIGNAL_RATE = 20_000.0
@@ -49,6 +53,7 @@ class FaultSpec:
     count: int = 0  # with every: how many times, 0 = until the run ends
     params: dict[str, Any] = field(default_factory=dict)
     text: str = ""  # as the user wrote it, for events and messages
+    phase: str | None = None  # at counts from the start of this phase (None: of the test)
 
     @property
     def lasting(self) -> bool:
@@ -111,14 +116,13 @@ def parse_fault(text: str, source: str) -> FaultSpec:
         if not 0 < values["rate"] <= MAX_SIGNAL_RATE:
             raise UsageError(f"fault {text!r} (from {source}): rate={values['rate']:g} must be "
                              f"> 0 and at most {MAX_SIGNAL_RATE:,.0f} signals/s")
-    if kind == "rotate-binary" and (values["every"] <= 0 or values["copies"] < 2):
-        raise UsageError(f"fault {text!r} (from {source}): rotate-binary needs every > 0 and "
-                         "copies >= 2")
+    if kind == "rotate-binary" and values["copies"] < 2:
+        raise UsageError(f"fault {text!r} (from {source}): rotate-binary needs copies >= 2")
     if kind == "stall-master" and values["duration"] <= 0:
         raise UsageError(f"fault {text!r} (from {source}): stall-master needs duration > 0")
     common = {k: values.pop(k) for k in COMMON}
     return FaultSpec(kind, instance.strip() or None, common["at"], common["every"],
-                     common["count"], values, text.strip())
+                     common["count"], values, text.strip(), phase=common["phase"].strip() or None)
 
 
 def parse_faults(texts: list[str] | str | None, source: str) -> list[FaultSpec]:

@@ -18,7 +18,7 @@ from typing import Any
 from loadtest.core.series import Event, Sample, SeriesStore
 from loadtest.core.steps import StepRecorder, json_number
 from loadtest.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
-from loadtest.gate.metrics import ALL_STEPS, COUNTER, INTEGRITY, LATENCY, Metric
+from loadtest.gate.metrics import ALL_STEPS, COUNTER, INTEGRITY, LATENCY, SPREAD, TALLY, Metric
 from loadtest.gate.rules import Rule, RuleSet
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -152,10 +152,15 @@ def _measure(rule: Rule, ctx: _Context) -> tuple[float | None, int | None, str, 
     """(measured, samples, note, why inconclusive or None)."""
     metric = rule.metric
     windows = ctx.windows(rule.phase)
-    if windows is None and not (metric.family == "step" and rule.phase in ctx.recorder.phases()):
+    if windows is None and not (metric.family in ("step", "step_ratio")
+                                and rule.phase in ctx.recorder.phases()):
         return None, 0, "", f"phase {rule.phase!r} never ran (no phase event with that name)"
     if metric.family == "step":
         measured, samples, note = _step_value(rule, ctx, windows)
+    elif metric.family == "step_ratio":
+        measured, samples, note = _step_ratio(rule, ctx)
+    elif metric.baseline:
+        measured, samples, note = _vs_baseline(rule, ctx, windows or EVERYTHING)
     elif metric.family == "series":
         measured, samples, note = _series_value(rule, ctx, windows or EVERYTHING)
     elif metric.family == INTEGRITY:
@@ -223,8 +228,10 @@ def _judge(rule: Rule, ctx: _Context, base: _Context | None = None,
     if baseline is not None:
         text = (f"{text} = {ratio(measured, baseline, rule.ratio_floor):.3g} x baseline "
                 f"{format_value(baseline, metric)} (run {base_name})")
-    return RuleResult(rule, PASS, measured, samples, f"{text} within {rule.threshold_text}",
-                      (), baseline)
+    reason = f"{text} within {rule.threshold_text}"
+    if note and (metric.family == "step_ratio" or metric.baseline):
+        reason += f" ({note})"  # what was compared with what
+    return RuleResult(rule, PASS, measured, samples, reason, (), baseline)
 
 
 def _faults_during(rule: Rule, ctx: _Context, windows: list[Window]) -> tuple[str, ...]:
@@ -309,6 +316,29 @@ def _step_value(rule: Rule, ctx: _Context,
     return stats.percentile_ms(metric.percentile), stats.count, note
 
 
+def _step_ratio(rule: Rule, ctx: _Context) -> tuple[float | None, int, str]:
+    """Step A's percentile over step B's, same phase and instance: fewer requests of the two
+    count as the samples; a failed request of A is +inf (so is the ratio)."""
+    metric = rule.metric
+    assert metric.percentile is not None and metric.versus is not None
+    pair = [ctx.recorder.select(step, rule.phase, rule.instance)
+            for step in (metric.subject, metric.versus)]
+    samples = min(s.count for s in pair)
+    for stats, step in zip(pair, (metric.subject, metric.versus), strict=True):
+        if stats.count == 0:
+            return None, 0, f"no {step} requests"
+    top, bottom = (s.percentile_ms(metric.percentile) for s in pair)
+    assert top is not None and bottom is not None
+    note = f"{metric.subject} {_ms(top)} / {metric.versus} {_ms(bottom)}"
+    if math.isinf(bottom):
+        return None, samples, f"{note}: too many {metric.versus} failures to compare"
+    return (math.inf if math.isinf(top) else top / max(bottom, 1e-3)), samples, note
+
+
+def _ms(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.4g} ms"
+
+
 # -- series metrics ------------------------------------------------------------------------
 
 def _in_windows(t: float, windows: list[Window]) -> bool:
@@ -328,6 +358,10 @@ def _series_value(rule: Rule, ctx: _Context,
     inside = [s for s in every if _in_windows(s.t, windows)]
     if metric.kind == COUNTER and metric.stat == "increase":
         return _increase(every, windows), len(inside), ""
+    if metric.kind == TALLY and metric.stat in ("count", "rate_per_s"):
+        return _tally(rule, ctx, every, inside, windows)
+    if metric.kind == SPREAD:
+        return _spread(metric.stat, inside)
     nulls = sum(s.value is None for s in inside)
     if metric.kind == LATENCY:
         # A probe that got no answer is slower than any answer.
@@ -350,6 +384,70 @@ def _series_value(rule: Rule, ctx: _Context,
         return values[-1], len(inside), note  # samples are in time order per signal
     assert metric.percentile is not None
     return nearest_rank(values, metric.percentile), len(inside), note
+
+
+def _tally(rule: Rule, ctx: _Context, every: list[Sample], inside: list[Sample],
+           windows: list[Window]) -> tuple[float | None, int, str]:
+    """Occurrences counted in the windows (the increase of the cumulative count), or per second
+    of the windows (the run's duration when the rule has no phase)."""
+    count = _increase(every, windows)
+    if count is None or rule.metric.stat == "count":
+        return count, len(inside), ""
+    if windows is EVERYTHING:
+        duration = ctx.recorder.duration()
+    else:
+        duration = sum(max(0.0, end - start) for start, end in windows)
+    if not duration:
+        return None, len(inside), "run duration unknown or zero"
+    return count / duration, len(inside), f"{count:.0f} in {duration:.0f} s"
+
+
+def _spread(stat: str, inside: list[Sample]) -> tuple[float | None, int, str]:
+    """A gauge per label value, sampled together: ``distinct`` is the most label values present
+    (value > 0) at one sample time of one instance, ``max`` the largest single value. The
+    samples are the sample times."""
+    times: dict[tuple[str | None, float], list[Sample]] = defaultdict(list)
+    for s in inside:
+        if s.value is not None:
+            times[(s.instance, s.t)].append(s)
+    if not times:
+        return None, 0, "no samples"
+    if stat == "max":
+        return max(s.value or 0.0 for group in times.values() for s in group), len(times), ""
+    present = [sum(1 for s in group if s.value) for group in times.values()]
+    return float(max(present)), len(times), ""
+
+
+def _vs_baseline(rule: Rule, ctx: _Context,
+                 windows: list[Window]) -> tuple[float | None, int, str]:
+    """The signal's percentile in the rule's phase over the same percentile in the baseline
+    phase (a latency probe with no answer counts as +inf in both)."""
+    metric = rule.metric
+    assert metric.percentile is not None and rule.baseline_phase is not None
+    base_windows = ctx.windows(rule.baseline_phase)
+    if base_windows is None:
+        return None, 0, f"baseline phase {rule.baseline_phase!r} never ran"
+    every = _matching(rule, ctx.samples(metric.subject))
+    values = [_values(metric, [s for s in every if _in_windows(s.t, w)])
+              for w in (windows, base_windows)]
+    samples = min(len(v) for v in values)
+    if samples == 0:
+        return None, 0, f"no {metric.subject} samples in the phase or its baseline"
+    now, base = (nearest_rank(v, metric.percentile) for v in values)
+    note = f"{_fmt_value(now)} against {_fmt_value(base)} in {rule.baseline_phase}"
+    if math.isinf(base):
+        return None, samples, f"{note}: the baseline itself got no answer"
+    return (math.inf if math.isinf(now) else now / max(base, 1e-6)), samples, note
+
+
+def _values(metric: Metric, samples: list[Sample]) -> list[float]:
+    if metric.kind == LATENCY:
+        return [math.inf if s.value is None else s.value for s in samples]
+    return [s.value for s in samples if s.value is not None]
+
+
+def _fmt_value(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.4g}"
 
 
 def nearest_rank(values: list[float], percentile: float) -> float:

@@ -14,6 +14,14 @@ Four families:
 - integrity metrics ``integrity.STAT`` (``checked``, ``lost``, ``duplicated``, ``corrupt``): the
   counts of the integrity audit at the end of the run (samples ``integrity_STAT`` in
   series.jsonl, written by loadtest.integrity.cli).
+
+Two comparisons judge a run against itself rather than an absolute bound:
+
+- ``A_vs_B.pNN_ratio`` (two steps): step A's percentile over step B's in the same scope, e.g.
+  ``LIST_vs_LOGIN.p99_ratio`` (UC Davis 2007: LOGIN fine while LIST timed out).
+- ``SIGNAL.pNN_vs_baseline`` (a latency or gauge signal): its percentile in the rule's phase
+  over the same percentile in the rule's ``baseline`` phase, e.g.
+  ``canary_proc_ms.p99_vs_baseline`` (2010: the canary's rise against its own quiet level).
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ PERCENTILE_AGG = re.compile(r"^p(\d{1,3}(?:\.\d+)?)$")
 LATENCY = "latency"  # a probe: null = no answer, counts as +inf in percentiles and max
 GAUGE = "gauge"  # a level sampled on the clock: null = not sampled, skipped
 COUNTER = "counter"  # a cumulative count: `increase` over the window, nulls skipped
+TALLY = "tally"  # a cumulative count of occurrences of something we did (re-points of a link)
+SPREAD = "spread"  # a gauge per label value (live imapds per executable), several per sample time
 
 SIGNALS: dict[str, str] = {
     "greeting_latency_ms": LATENCY,
@@ -47,6 +57,7 @@ SIGNALS: dict[str, str] = {
     "held_noop_latency_ms": LATENCY,
     "canary_data_ms": LATENCY,
     "canary_proc_ms": LATENCY,
+    "replication_lag_s": LATENCY,
     "heartbeat_age_s": GAUGE,
     "spawns_per_s": GAUGE,
     "host_forks_per_s": GAUGE,
@@ -73,12 +84,28 @@ SIGNALS: dict[str, str] = {
     "listen_drops": COUNTER,
     "cyrus_errors": COUNTER,  # IOERROR/DBERROR/fatal lines (syslog of ours, or the agent's log)
     "agent_cpu_percent": GAUGE,
+    "host_cpu_system_percent": GAUGE,
+    "host_cpu_busy_percent": GAUGE,
+    "context_switches_per_s": GAUGE,
+    "host_processes": GAUGE,
+    "zombie_children": GAUGE,
+    "inode_creates_per_s": GAUGE,
+    "inode_unlinks_per_s": GAUGE,
+    "rotation": TALLY,
+    "imapd_binaries": SPREAD,
 }
 AGGREGATIONS = {
     LATENCY: ("min", "max", "mean", "last"),  # plus percentiles
     GAUGE: ("min", "max", "mean", "last"),  # plus percentiles
     COUNTER: ("increase", "max", "last"),
+    # count: occurrences in the window; rate_per_s: per second of the window
+    TALLY: ("count", "rate_per_s", "last"),
+    # distinct: most label values (executables) present at one sample time; max: most on one
+    SPREAD: ("distinct", "max"),
 }
+PERCENTILE_KINDS = (LATENCY, GAUGE)
+STEP_RATIO = re.compile(r"^p(\d{1,3}(?:\.\d+)?)_ratio$")
+VS_BASELINE = re.compile(r"^p(\d{1,3}(?:\.\d+)?)_vs_baseline$")
 
 # Event kinds, and the signal whose samples prove the detector was watching (min_samples): no
 # heartbeat samples at all must not read as "longest heartbeat gap 0 s".
@@ -112,6 +139,8 @@ class Metric:
     percentile: float | None = None
     kind: str | None = None  # signal kind for series metrics
     witness: str | None = None  # for event metrics: the signal whose samples count
+    versus: str | None = None  # step ratios: the step in the denominator
+    baseline: bool = False  # series: over the same percentile in the rule's baseline phase
 
     @property
     def is_ratio(self) -> bool:
@@ -119,7 +148,7 @@ class Metric:
 
     @property
     def is_count(self) -> bool:
-        return self.stat in ("failures", "count")
+        return self.stat in ("failures", "count", "distinct")
 
 
 def parse_metric(name: str, extra_steps: tuple[str, ...] = ()) -> Metric:
@@ -129,6 +158,14 @@ def parse_metric(name: str, extra_steps: tuple[str, ...] = ()) -> Metric:
         raise ValueError(f"metric {name!r} is not SUBJECT.STAT (e.g. \"LOGIN.p99_ms\", "
                          "\"greeting_latency_ms.p99\", \"stall.longest_s\")")
     steps = STEPS + tuple(extra_steps) + (ALL_STEPS,)
+    left, vs, right = subject.partition("_vs_")
+    if vs and left in steps and right in steps:
+        match = STEP_RATIO.match(stat)
+        if not match:
+            raise ValueError(f"metric {name!r}: a step comparison takes pNN_ratio, e.g. "
+                             f"\"{left}_vs_{right}.p99_ratio\"")
+        return Metric(name, "step_ratio", left, stat, _percentile(name, match.group(1)),
+                      versus=right)
     if subject in steps:
         match = PERCENTILE_STEP_STAT.match(stat)
         if match:
@@ -139,12 +176,17 @@ def parse_metric(name: str, extra_steps: tuple[str, ...] = ()) -> Metric:
                          f"(known: {', '.join(STEP_STATS)}, pNN_ms)")
     if subject in SIGNALS:
         kind = SIGNALS[subject]
+        match = VS_BASELINE.match(stat)
+        if match and kind in PERCENTILE_KINDS:
+            return Metric(name, "series", subject, stat, _percentile(name, match.group(1)), kind,
+                          baseline=True)
         match = PERCENTILE_AGG.match(stat)
-        if match and kind != COUNTER:
+        if match and kind in PERCENTILE_KINDS:
             return Metric(name, "series", subject, stat, _percentile(name, match.group(1)), kind)
         if stat in AGGREGATIONS[kind]:
             return Metric(name, "series", subject, stat, None, kind)
-        allowed = ", ".join(AGGREGATIONS[kind]) + ("" if kind == COUNTER else ", pNN")
+        allowed = ", ".join(AGGREGATIONS[kind]) + (", pNN, pNN_vs_baseline"
+                                                   if kind in PERCENTILE_KINDS else "")
         raise ValueError(f"metric {name!r}: {subject} is a {kind} signal, "
                          f"{stat!r} is not one of {allowed}")
     if subject in EVENTS:
@@ -176,8 +218,10 @@ def describe_all() -> list[tuple[str, str]]:
     rows = [("STEP", f"one of {', '.join(STEPS)}, {ALL_STEPS} (or a declared extra step)")]
     rows += [(f"STEP.{stat}", text) for stat, text in STEP_STATS.items()]
     rows.append(("STEP.pNN_ms", "percentile latency in ms, failures count as +inf"))
+    rows.append(("STEP_vs_STEP.pNN_ratio", "one step's percentile over another's, same scope"))
     for signal, kind in SIGNALS.items():
-        aggs = list(AGGREGATIONS[kind]) + ([] if kind == COUNTER else ["pNN"])
+        aggs = list(AGGREGATIONS[kind]) + (["pNN", "pNN_vs_baseline"]
+                                           if kind in PERCENTILE_KINDS else [])
         rows.append((f"{signal}.{{{','.join(aggs)}}}", f"{kind} signal"))
     for kind in EVENTS:
         rows.append((f"{kind}.{{{','.join(EVENT_STATS)}}}", f"{kind} events"))

@@ -13,6 +13,7 @@ Pure module: no Locust, no gevent.
     instance = "slot1"          # optional: only this Cyrus instance
     max_ratio = 1.2             # optional: measured <= 1.2 x the baseline run's value of the
                                 # same metric, phase and instance (--baseline, `compare`)
+    baseline_phase = "quiet"    # for SIGNAL.pNN_vs_baseline: the phase it is compared with
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from loadtest.gate.metrics import Metric, parse_metric
 from loadtest.tomllines import TomlLines
 
 RULE_KEYS = ("metric", "min", "max", "min_ratio", "max_ratio", "ratio_floor", "phase", "instance",
-             "labels", "min_samples", "name")
+             "labels", "min_samples", "name", "baseline_phase")
 GATE_KEYS = ("min_samples", "extra_steps", "name")
 DEFAULT_MIN_SAMPLES = 1
 
@@ -53,6 +54,7 @@ class Rule:
     @property
     def relative(self) -> bool:
         return self.min_ratio is not None or self.max_ratio is not None
+    baseline_phase: str | None = None  # the phase a pNN_vs_baseline metric is compared with
 
     @property
     def threshold_text(self) -> str:
@@ -72,6 +74,8 @@ class Rule:
     @property
     def scope_text(self) -> str:
         parts = [f"phase={self.phase}"] if self.phase else []
+        if self.baseline_phase:
+            parts.append(f"baseline_phase={self.baseline_phase}")
         if self.instance:
             parts.append(f"instance={self.instance}")
         parts += [f"{k}={v}" for k, v in sorted(self.labels.items())]
@@ -81,7 +85,8 @@ class Rule:
         return {"name": self.name, "metric": self.metric.name, "min": self.min, "max": self.max,
                 "min_ratio": self.min_ratio, "max_ratio": self.max_ratio,
                 "ratio_floor": self.ratio_floor, "phase": self.phase, "instance": self.instance, "labels": self.labels,
-                "scope": self.scope_text, "min_samples": self.min_samples, "line": self.line}
+                "scope": self.scope_text, "min_samples": self.min_samples, "line": self.line,
+                "baseline_phase": self.baseline_phase}
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,7 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
                    f"{bounds['max']:g}: no value could pass")
 
     scope: dict[str, str | None] = {}
-    for key in ("phase", "instance", "name"):
+    for key in ("phase", "instance", "name", "baseline_phase"):
         value = raw.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise fail(key_line(key), f"{metric_name}: {key} must be a non-empty string")
@@ -232,6 +237,12 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
                                                for v in labels.values()):
         raise fail(key_line("labels"), f"{metric_name}: labels must be a table of strings, "
                    "e.g. labels = { service = \"imap\" }")
+    if metric.baseline and not scope["baseline_phase"]:
+        raise fail(line, f"{metric_name}: a pNN_vs_baseline metric needs baseline_phase = \"PHASE\" "
+                   "(the phase it is compared with)")
+    if scope["baseline_phase"] and not metric.baseline:
+        raise fail(key_line("baseline_phase"), f"{metric_name}: baseline_phase only applies to "
+                   "SIGNAL.pNN_vs_baseline metrics")
     if labels and metric.family != "series":
         raise fail(key_line("labels"), f"{metric_name}: labels only apply to series metrics")
     for key in ("phase", "instance"):
@@ -242,7 +253,7 @@ def _parse_rule(raw: dict[str, Any], line: int | None, key_line: Any, default_mi
                                lambda r: fail(key_line("min_samples"), f"{metric_name}: {r}"))
     rule = Rule(metric, bounds["min"], bounds["max"], scope["phase"], scope["instance"],
                 {k: str(v) for k, v in labels.items()}, min_samples, "", line,
-                bounds["min_ratio"], bounds["max_ratio"], float(floor))
+                bounds["min_ratio"], bounds["max_ratio"], float(floor), scope["baseline_phase"])
     name = scope["name"] or " ".join(p for p in (metric.name, rule.threshold_text,
                                                  f"[{rule.scope_text}]" if rule.scope_text
                                                  else "") if p)

@@ -178,8 +178,13 @@ def test_spawn_count(make_deployment: Callable[..., Deployment]) -> None:
     # The derived rate shows the burst. Its samples do not integrate back to the count on our
     # clock: each is forks over master's own interval between two stats updates.
     assert sum(s.value for s in spawn_samples) > 0
-    assert sum(s.value for s in store.samples("process_spawns")
-               if s.labels.get("service") == "imap") >= 1
+    # The process sampler counts spawns from master's fork counter: every short-lived child,
+    # not only those alive at a 0.5 s sample; exits by conservation (all of them ended).
+    spawns = [s for s in store.samples("process_spawns") if s.labels.get("service") == "imap"]
+    assert {s.labels["source"] for s in spawns} == {"master"}
+    assert sum(s.value for s in spawns if s.t > started) == connections
+    exits = [s for s in store.samples("process_exits") if s.labels.get("service") == "imap"]
+    assert sum(s.value for s in exits if s.t > started) == connections
 
 
 def test_canary_backlog_and_machine_series_come_at_the_configured_rate(
@@ -192,7 +197,10 @@ def test_canary_backlog_and_machine_series_come_at_the_configured_rate(
     for signal_name, instance in (("canary_data_ms", name), ("canary_proc_ms", name),
                                   ("listen_queue", name), ("load1", None),
                                   ("procs_running", None), ("host_forks_per_s", None),
-                                  ("cyrus_cpu_percent", name), ("imapd_processes", name)):
+                                  ("cyrus_cpu_percent", name), ("imapd_processes", name),
+                                  ("zombie_children", name), ("host_processes", None),
+                                  ("context_switches_per_s", None),
+                                  ("host_cpu_system_percent", None)):
         samples = store.samples(signal_name, instance=instance)
         values = [s.value for s in samples]
         assert len(samples) >= 5, (signal_name, len(samples))

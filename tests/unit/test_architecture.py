@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"imap"},                                 # timed IMAP sessions
     {"collectors", "integrity"},              # signals on a fixed clock; the mail-integrity audit
     {"faults", "gate", "agent"},              # fault injectors; rules and verdicts; the agent
-    {"report"},                               # the offline report
+    {"report", "comparison"},                 # the offline report; two runs side by side
     {"webui"},                                # the Locust web UI (its downloads use the report)
     {"run"},                                  # one run's folder and options
     {"batch"},                                # step statistics to Locust and the gate in batches

@@ -132,6 +132,9 @@ def test_proc_stat_and_loadavg() -> None:
     stat = parsers.parse_proc_stat(PROC_STAT)
     assert (stat.processes, stat.procs_running, stat.procs_blocked) == (5928, 3, 1)
     assert stat.cpu_ticks == 3167 + 1640 + 54199 + 235 + 30 + 7
+    assert stat.context_switches == 987654
+    assert stat.cpu_system_ticks == 1640 + 0 + 30  # system + irq + softirq
+    assert stat.cpu_idle_ticks == 54199 + 235  # idle + iowait
     load = parsers.parse_loadavg("0.05 0.07 0.03 1/85 5928\n")
     assert (load.load1, load.load15, load.runnable, load.total) == (0.05, 0.03, 1, 85)
     with pytest.raises(parsers.ParseError):

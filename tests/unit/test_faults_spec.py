@@ -26,6 +26,12 @@ def test_repeats() -> None:
 def test_rotation_repeats_by_itself() -> None:
     spec = parse_fault("rotate-binary:every=2,copies=5", "x")
     assert spec.times(run_time=60) == [0.0] and spec.params["copies"] == 5
+    assert spec.phase is None
+
+
+def test_a_fault_can_wait_for_a_phase() -> None:
+    spec = parse_fault("rotate-binary:phase=rotation,at=1,every=0,copies=24", "x")
+    assert (spec.phase, spec.at, spec.every, spec.params["copies"]) == ("rotation", 1.0, 0.0, 24)
 
 
 def test_env_list_separated_by_semicolons() -> None:

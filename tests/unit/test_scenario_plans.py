@@ -3,24 +3,34 @@ injected fault a failure coincides with: all on literal data."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from loadtest import scenarios
 from loadtest.core.series import SeriesStore
 from loadtest.core.steps import StepRecorder
+from loadtest.deploy.deployment import Deployment, InstanceInfo
 from loadtest.gate.evaluate import FAIL, PASS, evaluate
 from loadtest.gate.rules import load_rules, parse_rules
 from loadtest.report.synthetic import T0
 from loadtest.scenarios import (
+    BulkWaveUser,
+    LockFileSessionUser,
+    ProcessChurnShape,
     RushLoginUser,
     Sizes,
     StormUser,
+    measured_imapd_bytes,
+    plan_binary_rotation,
     plan_churn_after_warm_up,
+    plan_lockfile_churn,
     plan_morning_rush,
     plan_process_churn,
     plan_reconnect_storm,
     process_budget,
+    wave_period,
 )
 from loadtest.users import ChurnUser, HeldSessionUser
 
@@ -51,12 +61,82 @@ def test_reconnect_storm_adds_then_removes_storm_users() -> None:
     assert storm.end - storm.start == pytest.approx(45)
 
 
-def test_process_churn_fills_then_churns() -> None:
-    fill, soak = plan_process_churn(Sizes(60, 4, 300))
-    assert fill.users == 300 and soak.users == 304
-    assert fill.spawn_rate <= 50  # one fork per connection: never outrun master
-    warm, churn = plan_churn_after_warm_up(Sizes(50, 3, 2), "churn", "baseline", 0.3)
-    assert (warm.name, warm.end, churn.name, churn.users) == ("baseline", 15, "churn", 5)
+def test_process_churn_fills_churns_then_waves() -> None:
+    fill, soak, bulk, end = plan_process_churn(Sizes(60, 4, 400))
+    assert (fill.users, soak.users, bulk.users, end.users) == (300, 304, 404, 0)  # 1/4 in waves
+    assert fill.spawn_rate <= 50 and bulk.spawn_rate <= 50  # one fork per connection
+    assert end.spawn_rate >= 404  # every session ends at once: all imapds exit together
+    assert (soak.user_classes, bulk.user_classes) == ((ChurnUser,), (BulkWaveUser,))
+    assert (fill.end, soak.end, bulk.end, end.end) == (15, 30, 54, 60)
+    assert plan_process_churn(Sizes(600, 4, 400))[-1].start == 585  # 15 s to watch the exits
+    assert wave_period(600) == 30 and wave_period(20) == 5 and wave_period(80) == 10
+    warm, churn = plan_churn_after_warm_up(Sizes(50, 3, 2), "all-slots", "held")
+    assert (warm.name, warm.end, churn.name, churn.users) == ("held", 10, "all-slots", 5)
+
+
+def test_scenario_users_run_only_their_own_task() -> None:
+    # Locust would add the base class's task (plain churn, plain hold) beside theirs.
+    assert LockFileSessionUser.tasks == [LockFileSessionUser.churn]
+    assert BulkWaveUser.tasks == [BulkWaveUser.hold]
+
+
+def test_lockfile_churn_has_a_quiet_baseline_then_lock_file_sessions() -> None:
+    baseline, churn = plan_lockfile_churn(Sizes(50, 3, 2))
+    assert (baseline.name, baseline.end, baseline.users) == ("baseline", 15, 2)
+    assert (churn.name, churn.users, churn.user_classes) == ("churn", 5, (LockFileSessionUser,))
+
+
+class FakeSettings(dict):
+    def source(self, name: str) -> str:
+        return f"test {name}"
+
+
+def deployment_with_maxchild(root: Path, *maxchild: int | None) -> Deployment:
+    instances = []
+    for n, value in enumerate(maxchild, 1):
+        paths = {k: str(root / f"s{n}" / k) for k in (
+            "root", "imapd_conf", "cyrus_conf", "config_dir", "data_dir", "proc_dir", "lock_dir",
+            "stats_file", "pid_file", "log_file", "master_log", "users_file")}
+        options = {} if value is None else {"maxchild": value}
+        instances.append(InstanceInfo(name=f"s{n}", host="127.0.0.1", port=1430 + n,
+                                      options=options, **paths))
+    deployment = Deployment(str(root), instances, str(root / "users.csv"), "admin",
+                            str(root / "admin.pw"))
+    deployment.save()
+    return deployment
+
+
+@pytest.mark.parametrize("maxchild, expected_held", [
+    ((700,), 700 - 8 - 10),  # the deployment's maxchild, less churn users and slack
+    ((3000, 450), 450 - 8 - 10),  # the smallest instance's
+    ((None,), 400 - 8 - 10),  # what deploy up renders when the option is absent
+])
+def test_process_churn_plan_is_bounded_by_the_deployments_maxchild(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, maxchild: tuple[int | None, ...],
+        expected_held: int) -> None:
+    deployment = deployment_with_maxchild(tmp_path, *maxchild)
+    settings = FakeSettings(deployment=str(deployment.path), scenario_users=8,
+                            scenario_duration=100.0, scenario_held=None)
+    monkeypatch.setattr(ProcessChurnShape, "settings", lambda self: settings)
+    monkeypatch.setattr(scenarios, "machine_limits", lambda: (1 << 40, 1 << 20))
+    _fill, _soak, bulk, _exit = ProcessChurnShape().plan()
+    assert bulk.users - 8 == expected_held  # every held and wave session a live imapd
+    settings["imap_host"] = "mail.example.org"  # remote: only the machine bounds it
+    assert ProcessChurnShape().plan()[2].users - 8 == scenarios.SOAK_HARD_CAP - 8 - 10
+
+
+def test_measured_imapd_bytes_is_none_without_imapds() -> None:
+    assert measured_imapd_bytes([]) is None
+    assert measured_imapd_bytes([os.getpid()]) is None  # pytest has no imapd children
+
+
+def test_binary_rotation_starts_with_churn_then_held_sessions_join_during_rotation() -> None:
+    churn, rotation = plan_binary_rotation(Sizes(100, 6, 40))
+    assert (churn.name, churn.user_classes, churn.users, churn.end) == ("churn", (ChurnUser,), 6, 15)
+    assert rotation.name == "rotation" and rotation.user_classes == (HeldSessionUser,)
+    # One by one over the phase, so their imapds are spawned at different link targets.
+    assert rotation.users_at(rotation.start) == 6 and rotation.users_at(rotation.end) == 46
+    assert 20 <= rotation.users_at((rotation.start + rotation.end) / 2) <= 32
 
 
 @pytest.mark.parametrize("maxchild, mem, nofile, cap, expected", [
@@ -80,7 +160,9 @@ def test_scenario_gate_files_load(name: str) -> None:
 def test_stores_and_slots_gate_judges_every_slot() -> None:
     rules = load_rules(GATES / "stores_and_slots.toml")
     per_instance = {r.instance for r in rules.rules if r.instance}
-    assert per_instance == {"slot1", "slot2", "slot3", "slot4"}
+    assert per_instance == {"slot608", "slot308", "slot908", "slot503"}
+    lag = {r.instance for r in rules.rules if r.metric.name == "replication_lag_s.max"}
+    assert lag == {"slot608", "slot908"}  # one per store, on its master
 
 
 def stalled_run(instance: str) -> tuple[StepRecorder, SeriesStore]:
