@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest.cli import add_cyrus_bin_dir_flag
 from loadtest.errors import EXIT_FAIL, UsageError
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of starting one")
     parser.add_argument("--provision-users", default="100",
                         help="test users in the deployment it starts (default 100)")
+    add_cyrus_bin_dir_flag(parser)
 
 
 def number_arg(text: str, flag: str, kind: type = float, minimum: float = 1) -> Any:
@@ -72,8 +74,20 @@ def run(args: argparse.Namespace) -> int:
         summary=f"{duration:.0f} s of load: {held} held sessions, churn ramp to {users} users, "
                 f"then {users} reconnect-flood users",
         deployment=args.deployment,
-        deploy_kwargs={"users": provision},
+        deploy_kwargs={"users": provision, **cyrus_bin_dir_kwargs(args)},
     ))
+
+
+def cyrus_bin_dir_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """deploy_up's arguments for --cyrus-bin-dir; refused with --deployment (that deployment
+    already runs its own programs)."""
+    if not args.cyrus_bin_dir:
+        return {}
+    if args.deployment:
+        raise UsageError("--cyrus-bin-dir and --deployment exclude each other: the given "
+                         "deployment already runs its programs (see its deployment.json)")
+    return {"cyrus_bin_dir": args.cyrus_bin_dir,
+            "sources": {"cyrus_bin_dir": "flag --cyrus-bin-dir"}}
 
 
 @dataclass

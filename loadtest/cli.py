@@ -52,7 +52,8 @@ def _deploy_up(args: argparse.Namespace) -> int:
     root = Path(args.dir) if args.dir else default_root()
     sources = {"dir": "flag --dir" if args.dir else "default directory",
                "port": "flag --port", "users": "flag --users", "instances": "flag --instances",
-               "options": "flags", "volatile_dir": "flag --volatile-dir"}
+               "options": "flags", "volatile_dir": "flag --volatile-dir",
+               "cyrus_bin_dir": "flag --cyrus-bin-dir"}
     options = {field: getattr(args, field) for field, _ in SERVICE_FLAGS.values()
                if getattr(args, field) is not None}
     if args.rotating_binary:
@@ -62,7 +63,11 @@ def _deploy_up(args: argparse.Namespace) -> int:
     with _progress() as progress:
         deployment = deploy_up(root, users=args.users, instances=args.instances, slots=slots,
                                port=args.port, options=options, progress=progress, timing=timing,
-                               sources=sources, volatile_dir=args.volatile_dir)
+                               sources=sources, volatile_dir=args.volatile_dir,
+                               cyrus_bin_dir=args.cyrus_bin_dir)
+    from loadtest.deploy.binaries import CyrusPrograms
+
+    print(f"cyrus: {CyrusPrograms.from_dict(deployment.instances[0].cyrus).describe()}")
     for info in deployment.instances:
         print(f"{info.name}: imap on {info.address}, master pid {info.master_pid}, "
               f"users in {info.users_file}")
@@ -141,6 +146,14 @@ def _deploy_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def add_cyrus_bin_dir_flag(parser: argparse.ArgumentParser) -> None:
+    """--cyrus-bin-dir, shared by deploy up, acceptance, scenario and bench."""
+    parser.add_argument("--cyrus-bin-dir", metavar="DIR",
+                        help="run the Cyrus programs in DIR (at least master, e.g. from "
+                        "`cyrus-loadtest cyrus build`); the others come from the packaged "
+                        "install (env LOADTEST_CYRUS_BIN_DIR; default: packaged only)")
+
+
 def _add_deployment_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deployment", metavar="PATH",
                         help="deployment.json to use (env LOADTEST_DEPLOYMENT; default: the "
@@ -166,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(a tmpfs such as /dev/shm, as Debian keeps them in /run/cyrus) while data "
                     "and config stay in --dir; default: everything in --dir")
     up.add_argument("--port", type=int, help="IMAP port of the first instance (default: free ports)")
+    add_cyrus_bin_dir_flag(up)
     for flag, (field, text) in SERVICE_FLAGS.items():
         up.add_argument(flag, dest=field, type=int, help=text)
     up.add_argument("--rotating-binary", action="store_true",

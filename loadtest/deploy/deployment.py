@@ -45,6 +45,8 @@ class InstanceInfo:
     role: str = "standalone"  # standalone | master | replica
     options: dict[str, Any] = field(default_factory=dict)  # service options it was rendered with
     volatile_root: str | None = None  # proc, lock, sockets, stats here (a tmpfs) when set
+    cyrus: dict[str, Any] = field(default_factory=dict)  # deploy.binaries.CyrusPrograms: which
+    # master, imapd... (a build directory and/or the packaged install), master's version
 
     @property
     def address(self) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.deploy import instance as inst
+from loadtest.deploy.binaries import resolve as resolve_programs
 from loadtest.deploy.deployment import DEPLOYMENT_FILE, Deployment, InstanceInfo
 from loadtest.deploy.procs import pid_alive, pids_mentioning, terminate
 from loadtest.deploy.provision import (
@@ -118,13 +119,17 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
               options: ServiceOptions | dict[str, Any] | None = None,
               progress: ProgressFn | None = None, timing: Timing | None = None,
               sources: dict[str, str] | None = None,
-              volatile_dir: str | Path | None = None) -> Deployment:
+              volatile_dir: str | Path | None = None,
+              cyrus_bin_dir: str | Path | None = None) -> Deployment:
     """Start and provision a deployment in ``root``; ``sources`` names where each argument
-    came from (flag, env, file) for error messages."""
+    came from (flag, env, file) for error messages. ``cyrus_bin_dir``: a directory of Cyrus
+    programs (at least master) to run instead of the packaged ones (default: env
+    LOADTEST_CYRUS_BIN_DIR, else the packaged install)."""
     sources = sources or {}
     started = time.monotonic()
     timing = timing or Timing()
-    inst.check_cyrus_installed()
+    cyrus = resolve_programs(str(cyrus_bin_dir) if cyrus_bin_dir else None,
+                             sources.get("cyrus_bin_dir", "flag --cyrus-bin-dir"))
     if users < 0:
         raise UsageError(f"--users {users} (from {sources.get('users', 'argument')}): must be >= 0")
     if instances < 1:
@@ -151,7 +156,8 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
             slot_options = options.updated(slot.service, slot.source or "topology")
             info = inst.lay_out(slot.name, root / slot.name, slot_options, port=slot_port,
                                 admin_user=ADMIN_USER,
-                                volatile=volatile / slot.name if volatile else None)
+                                volatile=volatile / slot.name if volatile else None,
+                                cyrus=cyrus)
             info.store, info.role = slot.store, slot.role
             infos.append(info)
             slot_users = make_users(slot.users, first=next_user, instance=slot.name)

@@ -6,7 +6,7 @@ each value, because later scenarios vary them from flags, topology files and fix
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from string import Template
@@ -15,8 +15,6 @@ from typing import Any
 from loadtest.errors import UsageError
 from loadtest.paths import fixtures_dir
 
-CYRUS_BIN_DIR = "/usr/lib/cyrus/bin"
-ENV_CYRUS_BIN_DIR = "LOADTEST_CYRUS_BIN_DIR"  # for a Cyrus installed elsewhere
 SERVERNAME = "loadtest"  # sasldb realm must equal servername, or logins fail as cross-realm
 
 
@@ -34,7 +32,7 @@ class ServiceOptions:
     prometheus_update_freq: int = 1  # seconds between master.txt rewrites: the heartbeat period
     failedloginpause: int = 0
     idled: bool = True  # IDLE push needs idled in DAEMON
-    imapd_binary: str = ""  # default CYRUS_BIN_DIR/imapd; "symlink": through bin/imapd, for rotation
+    imapd_binary: str = ""  # default: the deployment's imapd; "symlink": through bin/imapd, for rotation
 
     _MINIMUMS = {"prefork": 0, "maxchild": 1, "maxforkrate": 0, "imapd_reuse": 1,
                  "imapd_idle_timeout": 1, "listen_backlog": 1, "prometheus_update_freq": 1,
@@ -152,13 +150,6 @@ class InstancePaths:
                 self.log_dir]
 
 
-def cyrus_bin_dir() -> tuple[Path, str]:
-    env = os.environ.get(ENV_CYRUS_BIN_DIR)
-    if env:
-        return Path(env), f"env {ENV_CYRUS_BIN_DIR}"
-    return Path(CYRUS_BIN_DIR), "default"
-
-
 def render_imapd_conf(name: str, paths: InstancePaths, options: ServiceOptions, *,
                       admin_user: str, cyrus_user: str | None) -> str:
     template = Template((fixtures_dir() / "cyrus" / "imapd.conf.tmpl").read_text())
@@ -174,12 +165,14 @@ def render_imapd_conf(name: str, paths: InstancePaths, options: ServiceOptions, 
 
 
 def render_cyrus_conf(name: str, paths: InstancePaths, options: ServiceOptions, *,
-                      host: str, port: int, bin_dir: Path) -> str:
+                      host: str, port: int, programs: Mapping[str, str | Path]) -> str:
+    """``programs``: path of each Cyrus program by name (imapd, ctl_cyrusdb, idled), which may
+    come from different directories (a build directory and the packaged install)."""
     template = Template((fixtures_dir() / "cyrus" / "cyrus.conf.tmpl").read_text())
-    idled = f'  idled  cmd="{bin_dir}/idled -C {paths.imapd_conf}"' if options.idled else ""
+    idled = f'  idled  cmd="{programs["idled"]} -C {paths.imapd_conf}"' if options.idled else ""
     return template.substitute(
-        instance_name=name, bin_dir=bin_dir, imapd_conf=paths.imapd_conf,
-        imapd_binary=options.imapd_binary or f"{bin_dir}/imapd",
+        instance_name=name, ctl_cyrusdb=programs["ctl_cyrusdb"], imapd_conf=paths.imapd_conf,
+        imapd_binary=options.imapd_binary or str(programs["imapd"]),
         imapd_reuse=options.imapd_reuse, imapd_idle_timeout=options.imapd_idle_timeout,
         host=host, port=port, prefork=options.prefork, maxchild=options.maxchild,
         maxforkrate_attr=f" maxforkrate={options.maxforkrate}" if options.maxforkrate else "",

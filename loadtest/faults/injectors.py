@@ -20,7 +20,7 @@ from loadtest.collectors.parsers import parse_children, service_of
 from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.procs import pid_alive
-from loadtest.deploy.render import InstancePaths, cyrus_bin_dir
+from loadtest.deploy.render import InstancePaths
 from loadtest.errors import UsageError
 from loadtest.faults.spec import FaultSpec, signal_number
 
@@ -154,7 +154,7 @@ class RotateBinary(Injector):
     def apply(self) -> dict[str, Any]:
         self.check()
         paths = InstancePaths.of(self.info)
-        real = cyrus_bin_dir()[0] / "imapd"
+        real = inst.programs_of(self.info).path("imapd")
         self._copies = []
         for n in range(1, int(self.spec.params["copies"]) + 1):
             copy = paths.bin_dir / f"imapd_{n:03d}"

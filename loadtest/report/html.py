@@ -112,6 +112,15 @@ def events_section(artifacts: RunArtifacts, t0: float) -> str:
                   {1, 2, 3})
 
 
+def _cyrus_line(cyrus: dict[str, Any] | None) -> str:
+    """Which Cyrus programs ran (run.json's `cyrus`, recorded from deployment.json)."""
+    if not cyrus:
+        return "not recorded (a remote target, or an older deployment)"
+    from loadtest.deploy.binaries import CyrusPrograms
+
+    return CyrusPrograms.from_dict(cyrus).describe()
+
+
 def render(artifacts: RunArtifacts, output: str | Path | None = None,
            verdict: dict[str, Any] | None = None) -> Path:
     """Write the PNGs and report.html into the artifacts folder (or beside `output`)."""
@@ -131,6 +140,7 @@ def render(artifacts: RunArtifacts, output: str | Path | None = None,
         ["locustfile", escape(str(run.get("locustfile", "?")))],
         ["start", _when(t0)], ["end", _when(t1)], ["duration", f"{t1 - t0:.1f} s"],
         ["cyrus-loadtest", escape(str(run.get("tool_version", "?")))],
+        ["cyrus", escape(_cyrus_line(run.get("cyrus")))],
     ])
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -20,7 +20,7 @@ from loadtest.collectors.series import SeriesStore
 from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import Deployment, InstanceInfo
 from loadtest.deploy.procs import pid_alive
-from loadtest.deploy.render import InstancePaths, cyrus_bin_dir
+from loadtest.deploy.render import InstancePaths
 from loadtest.errors import UsageError
 from loadtest.faults import FaultRunner, parse_faults
 
@@ -166,7 +166,7 @@ def test_binary_rotation_under_churn_loses_no_connection(make_deployment) -> Non
     (event,) = store.events("fault")
     assert event.detail["rotations"] >= 10
     assert churn.ok >= 20 and churn.failures == []
-    assert os.readlink(link) == str(cyrus_bin_dir()[0] / "imapd")
+    assert os.readlink(link) == str(inst.programs_of(info).path("imapd"))
     assert sorted(p.name for p in link.parent.iterdir()) == ["imapd"]
 
 

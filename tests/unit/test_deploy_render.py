@@ -16,6 +16,8 @@ from loadtest.deploy.topology import parse_topology, spread, standalone_slots
 from loadtest.errors import UsageError
 from loadtest.paths import fixtures_dir
 
+PACKAGED = {name: f"/usr/lib/cyrus/bin/{name}" for name in ("master", "imapd", "ctl_cyrusdb", "idled")}
+
 
 def conf_keys(text: str) -> dict[str, str]:
     pairs = (line.split(":", 1) for line in text.splitlines()
@@ -49,7 +51,7 @@ def test_service_options_reach_cyrus_conf() -> None:
     options = ServiceOptions().updated({"prefork": "0", "maxchild": 5, "maxforkrate": 20,
                                         "imapd_reuse": 1, "babysit": "yes"}, "test")
     text = render_cyrus_conf("slot1", InstancePaths(Path("/srv/lt/slot1")), options,
-                             host="127.0.0.1", port=14300, bin_dir=Path("/usr/lib/cyrus/bin"))
+                             host="127.0.0.1", port=14300, programs=PACKAGED)
     imap_line = next(line for line in text.splitlines() if line.strip().startswith("imap "))
     assert 'listen="127.0.0.1:14300"' in imap_line
     assert "-U 1 " in imap_line and "-C /srv/lt/slot1/imapd.conf" in imap_line
@@ -58,6 +60,16 @@ def test_service_options_reach_cyrus_conf() -> None:
     # master does not pass -C on: every cmd must carry it
     cmds = [line for line in text.splitlines() if "cmd=" in line]
     assert cmds and all("-C /srv/lt/slot1/imapd.conf" in line for line in cmds)
+
+
+def test_each_program_from_its_own_directory() -> None:
+    """A build directory may hold only some programs: cyrus.conf names each one's own path."""
+    programs = {**PACKAGED, "imapd": "/var/cache/lt/build/imapd"}
+    text = render_cyrus_conf("slot1", InstancePaths(Path("/srv/lt/slot1")), ServiceOptions(),
+                             host="127.0.0.1", port=14300, programs=programs)
+    assert 'cmd="/var/cache/lt/build/imapd -C' in text
+    assert 'cmd="/usr/lib/cyrus/bin/ctl_cyrusdb -C' in text
+    assert 'cmd="/usr/lib/cyrus/bin/idled -C' in text
 
 
 @pytest.mark.parametrize("values, fragment", [
