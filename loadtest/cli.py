@@ -28,6 +28,8 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "acceptance": ("loadtest.acceptance", "start a test deployment, run the acceptance scenario "
                    "with the gate, write the report, stop the deployment"),
     "scenario": ("loadtest.scenario_cli", "run one incident scenario with its own deployment and gate"),
+    "cyrus": ("loadtest.cyrus_build", "build a Cyrus master from the installed version's source "
+              "with a known-bad variant's patch, for --cyrus-bin-dir"),
 }
 
 SERVICE_FLAGS = {
