@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest.deploy.binaries import add_cyrus_bin_dir_flag
 from loadtest.errors import EXIT_FAIL, UsageError
 from loadtest.imap.transport import TLS_MODES, TLS_NONE
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "collectors' probes stay on plain IMAP")
     parser.add_argument("--imap-tls-resume", choices=("on", "off"), default="off",
                         help="TLS session resumption (see locust --help)")
+    add_cyrus_bin_dir_flag(parser)
 
 
 def number_arg(text: str, flag: str, kind: type = float, minimum: float = 1) -> Any:
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 f"then {users} reconnect-flood users"
                 + (f", over TLS ({args.imap_tls})" if args.imap_tls != TLS_NONE else ""),
         deployment=args.deployment,
-        deploy_kwargs={"users": provision},
+        deploy_kwargs={"users": provision, **cyrus_bin_dir_kwargs(args)},
     ))
 
 
@@ -89,6 +91,18 @@ def tls_args(args: argparse.Namespace) -> list[str]:
     if args.imap_tls == TLS_NONE:
         return []
     return ["--imap-tls", args.imap_tls, "--imap-tls-resume", args.imap_tls_resume]
+
+
+def cyrus_bin_dir_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """deploy_up's arguments for --cyrus-bin-dir; refused with --deployment (that deployment
+    already runs its own programs)."""
+    if not args.cyrus_bin_dir:
+        return {}
+    if args.deployment:
+        raise UsageError("--cyrus-bin-dir and --deployment exclude each other: the given "
+                         "deployment already runs its programs (see its deployment.json)")
+    return {"cyrus_bin_dir": args.cyrus_bin_dir,
+            "sources": {"cyrus_bin_dir": "flag --cyrus-bin-dir"}}
 
 
 @dataclass

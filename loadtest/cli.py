@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from loadtest.deploy.binaries import add_cyrus_bin_dir_flag
 from loadtest.errors import EXIT_USAGE, UsageError
 
 PROG = "cyrus-loadtest"
@@ -36,6 +37,8 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
                 "config key, default, help (locust --help cannot show them)"),
     "audit": ("loadtest.integrity.cli", "check that a run's acknowledged messages are all there, "
               "byte for byte (its ledger against the mailboxes)"),
+    "cyrus": ("loadtest.cyrus_build", "build a Cyrus master from the installed version's source "
+              "with a known-bad variant's patch, for --cyrus-bin-dir"),
 }
 
 SERVICE_FLAGS = {
@@ -63,7 +66,8 @@ def _deploy_up(args: argparse.Namespace) -> int:
     root = Path(args.dir) if args.dir else default_root()
     sources = {"dir": "flag --dir" if args.dir else "default directory",
                "port": "flag --port", "users": "flag --users", "instances": "flag --instances",
-               "options": "flags", "volatile_dir": "flag --volatile-dir"}
+               "options": "flags", "volatile_dir": "flag --volatile-dir",
+               "cyrus_bin_dir": "flag --cyrus-bin-dir"}
     options = {field: getattr(args, field) for field, _ in SERVICE_FLAGS.values()
                if getattr(args, field) is not None}
     if args.rotating_binary:
@@ -76,7 +80,10 @@ def _deploy_up(args: argparse.Namespace) -> int:
         deployment = deploy_up(root, users=args.users, instances=args.instances, slots=slots,
                                port=args.port, options=options, progress=progress, timing=timing,
                                sources=sources, volatile_dir=args.volatile_dir,
-                               tls=args.tls != "none")
+                               tls=args.tls != "none", cyrus_bin_dir=args.cyrus_bin_dir)
+    from loadtest.deploy.binaries import CyrusPrograms
+
+    print(f"cyrus: {CyrusPrograms.from_dict(deployment.instances[0].cyrus).describe()}")
     for info in deployment.instances:
         imaps = f", imaps on {info.host}:{info.tls_port}" if info.tls_port else ""
         print(f"{info.name}: imap on {info.address}{imaps}, master pid {info.master_pid}, "
@@ -207,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(a tmpfs such as /dev/shm, as Debian keeps them in /run/cyrus) while data "
                     "and config stay in --dir; default: everything in --dir")
     up.add_argument("--port", type=int, help="IMAP port of the first instance (default: free ports)")
+    add_cyrus_bin_dir_flag(up)
     for flag, (field, text) in SERVICE_FLAGS.items():
         up.add_argument(flag, dest=field, type=int, help=text)
     up.add_argument("--tls", choices=("on", "none"), default="on",

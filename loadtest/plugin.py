@@ -394,6 +394,8 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
     run.on_phase = lambda name: _broadcast_phase(environment, name)
     run.write_info(locustfile=getattr(options, "locustfile", None),
                    deployment=str(deployment.path) if deployment else None,
+                   # which master/imapd ran (a build directory or the packaged install)
+                   cyrus=deployment.instances[0].cyrus if deployment else None,
                    target=(settings.get("imap_host") or None),
                    options=describe_options(settings, options), status="initialised")
     print(f"cyrus-loadtest: artifacts of this run in {folder}", file=sys.stderr, flush=True)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.acceptance import LoadRun, number_arg, orchestrate
+from loadtest.acceptance import LoadRun, cyrus_bin_dir_kwargs, number_arg, orchestrate
+from loadtest.deploy.binaries import add_cyrus_bin_dir_flag
 from loadtest.errors import UsageError
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
@@ -90,13 +91,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stores-and-slots: skip the comparison run on one instance")
     parser.add_argument("--provision-users", help="test users in the deployment it starts "
                         "(default 100; 200 for process-churn; the topology's for stores-and-slots)")
+    add_cyrus_bin_dir_flag(parser)
     parser.add_argument("locust_args", nargs=argparse.REMAINDER, metavar="LOCUST_ARGS",
                         help="everything after NAME goes to locust, e.g. NAME --imap-rate 4 "
                         "(the options above come before NAME)")
 
 
 OWN_FLAGS = ("--duration", "--users", "--held", "--artifacts", "--gate", "--fault",
-             "--deployment", "--dir", "--provision-users", "--no-compare")
+             "--deployment", "--dir", "--provision-users", "--no-compare", "--cyrus-bin-dir")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         locust_args += ["--scenario-held", str(number_arg(args.held, "--held", int, 1))]
     provision = (number_arg(args.provision_users, "--provision-users", int, 1)
                  if args.provision_users else spec.provision_users)
-    deploy_kwargs: dict[str, Any] = {"options": dict(spec.options)}
+    deploy_kwargs: dict[str, Any] = {"options": dict(spec.options), **cyrus_bin_dir_kwargs(args)}
     if spec.topology:
         from loadtest.deploy.topology import load_topology
 

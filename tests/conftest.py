@@ -2,7 +2,8 @@
 
 `cyrus_deployment` (session): one instance with 20 users, shared by tests that only read or log
 in. `make_deployment(**options)` (function): a deployment with its own service options (say
-`imapd_reuse=1`, `maxchild=5`, `listen_backlog=32`) for tests that change or break the server.
+`imapd_reuse=1`, `maxchild=5`, `listen_backlog=32`) for tests that change or break the server;
+`cyrus_bin_dir=DIR` runs the programs of a build directory (`cyrus-loadtest cyrus build`).
 Both always tear down and check that no process of the deployment is left.
 """
 
@@ -53,11 +54,13 @@ def make_deployment(test_root: Path, request: pytest.FixtureRequest) -> Iterator
     created: list[Deployment] = []
 
     def make(*, users: int = 10, instances: int = 1, root_dir: Path | None = None,
-             volatile_dir: Path | None = None, tls: bool = True, **options: object) -> Deployment:
+             volatile_dir: Path | None = None, tls: bool = True,
+             cyrus_bin_dir: Path | str | None = None, **options: object) -> Deployment:
         # Short: unix socket paths below it must fit in 108 bytes.
         name = f"{request.node.name[5:25]}-{len(created)}".strip("_").replace("[", "-").replace("]", "")
         deployment = deploy_up(root_dir or test_root / name, users=users, instances=instances,
-                               options=options, volatile_dir=volatile_dir, tls=tls)
+                               options=options, volatile_dir=volatile_dir, tls=tls,
+                               cyrus_bin_dir=cyrus_bin_dir)
         created.append(deployment)
         return deployment
 

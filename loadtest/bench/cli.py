@@ -29,6 +29,7 @@ from typing import Any
 from loadtest.bench import figures as fg
 from loadtest.bench import imaptest as it
 from loadtest.core.credentials import pattern_credentials, read_users_file
+from loadtest.deploy.binaries import add_cyrus_bin_dir_flag
 from loadtest.errors import UsageError
 from loadtest.paths import filesystem_type
 
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'auto' (default) keeps them on /dev/shm when --deploy-dir is a disk, "
                              "as Debian keeps them in /run/cyrus; 'none' puts them on --deploy-dir "
                              "too (every per-connection file on disk); or a directory")
+    add_cyrus_bin_dir_flag(parser)
     parser.add_argument("--skip", default="",
                         help="comma-separated parts to leave out: responder, held, cyrus, "
                              "collectors")
@@ -108,6 +110,10 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
         imaptest = Path(args.imaptest)
         if not imaptest.is_file() or not imaptest.stat().st_mode & 0o111:
             raise UsageError(f"--imaptest {args.imaptest!r}: not an executable file")
+    if "cyrus" not in skip:
+        from loadtest.deploy.binaries import resolve
+
+        resolve(args.cyrus_bin_dir)  # a bad --cyrus-bin-dir fails before any part runs
     if args.json_path:
         parent = Path(args.json_path).absolute().parent
         if not parent.is_dir():
@@ -197,8 +203,10 @@ class Bench:
         where = f" (proc, lock, stats on {volatile})" if volatile else ""
         self.say(f"deploying Cyrus in {root} ({fstype}){where} ...")
         deployment = deploy_up(root, users=users, volatile_dir=volatile,
+                               cyrus_bin_dir=self.args.cyrus_bin_dir,
                                sources={"dir": "flag --deploy-dir",
                                         "volatile_dir": "flag --volatile-dir"})
+        self.context["deployment"]["cyrus"] = deployment.instances[0].cyrus
         try:
             env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
             instance = deployment.instances[0]

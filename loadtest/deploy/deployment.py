@@ -48,6 +48,8 @@ class InstanceInfo:
     tls_port: int | None = None  # imaps (TLS from the first byte); None with `deploy up --tls none`
     tls_cert: str | None = None  # server certificate (signed by the deployment's CA)
     metrics_url: str | None = None  # Cyrus's own httpd /metrics (deploy up --httpd-metrics)
+    cyrus: dict[str, Any] = field(default_factory=dict)  # deploy.binaries.CyrusPrograms: which
+    # master, imapd... (a build directory and/or the packaged install), master's version
 
     @property
     def address(self) -> str:

@@ -17,13 +17,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from loadtest.deploy.binaries import DEB_PACKAGES, CyrusPrograms, resolve
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.procs import pid_alive, pids_mentioning, terminate, wait_gone
 from loadtest.deploy.render import (
     InstancePaths,
     ServiceOptions,
     TlsFiles,
-    cyrus_bin_dir,
     render_cyrus_conf,
     render_imapd_conf,
 )
@@ -37,23 +37,16 @@ STOP_GRACE_S = 10.0
 # Mount point (outside /dev, so an instance living under /dev/shm cannot loop) where the host's
 # /dev is visible inside an instance's private mount namespace.
 HOST_DEV_MOUNT = Path("/run/cyrus-loadtest/hostdev")
-DEB_PACKAGES = "cyrus-imapd cyrus-admin cyrus-clients sasl2-bin"
 
 
 class StartError(RuntimeError):
     """master did not come up; the message carries the tail of its logs."""
 
 
-def check_cyrus_installed() -> Path:
-    bin_dir, source = cyrus_bin_dir()
-    missing = [str(bin_dir / b) for b in ("master", "imapd", "ctl_cyrusdb")
-               if not os.access(bin_dir / b, os.X_OK)]
-    if not shutil.which("saslpasswd2"):
-        missing.append("saslpasswd2")
-    if missing:
-        raise UsageError(f"Cyrus IMAP is not installed (missing {missing[0]}, bin dir from "
-                         f"{source}): apt-get install {DEB_PACKAGES}")
-    return bin_dir
+def programs_of(info: InstanceInfo) -> CyrusPrograms:
+    """The programs an instance was laid out with (resolved again for an older
+    deployment.json that does not record them)."""
+    return CyrusPrograms.from_dict(info.cyrus) if info.cyrus else resolve()
 
 
 def free_port(host: str = HOST) -> int:
@@ -91,10 +84,11 @@ def can_capture_syslog() -> bool:
 
 def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_user: str,
             users_file: Path | None = None, volatile: Path | None = None,
-            ca_cert: Path | None = None, tls_port: int | None = None) -> InstanceInfo:
+            ca_cert: Path | None = None, tls_port: int | None = None,
+            cyrus: CyrusPrograms | None = None) -> InstanceInfo:
     """Create the instance directory and render its configs. Nothing runs yet. With
     ``ca_cert`` and ``tls_port``: a certificate signed by that CA and an imaps service."""
-    bin_dir = check_cyrus_installed()
+    cyrus = cyrus or resolve()
     paths = InstancePaths(root, volatile)
     longest = max((paths.syslog_socket, paths.socket_dir / "notify"), key=lambda p: len(str(p)))
     if len(os.fsencode(longest)) > UNIX_PATH_MAX:
@@ -107,7 +101,7 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         # cyrus.conf points at a symlink the binary-rotation fault re-points (UC Davis, 2007).
         paths.bin_dir.mkdir(exist_ok=True)
         paths.imapd_link.unlink(missing_ok=True)
-        paths.imapd_link.symlink_to(bin_dir / "imapd")
+        paths.imapd_link.symlink_to(cyrus.path("imapd"))
         options = replace(options, imapd_binary=str(paths.imapd_link))
     tls: TlsFiles | None = None
     if ca_cert is not None and tls_port is not None:
@@ -118,7 +112,7 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
                                                   cyrus_user=cyrus_user, tls=tls))
     httpd_port = free_port() if options.httpd_metrics else None
     paths.cyrus_conf.write_text(render_cyrus_conf(name, paths, options, host=HOST, port=port,
-                                                  bin_dir=bin_dir, tls_port=tls_port,
+                                                  programs=cyrus.programs, tls_port=tls_port,
                                                   httpd_port=httpd_port))
     if can_capture_syslog():
         _build_fake_dev(paths)
@@ -132,7 +126,7 @@ def lay_out(name: str, root: Path, options: ServiceOptions, *, port: int, admin_
         stats_file=str(paths.stats_file), pid_file=str(paths.pid_file),
         log_file=str(paths.log_file), master_log=str(paths.master_log),
         users_file=str(users_file or paths.users_file), options=options.as_dict(),
-        volatile_root=str(volatile) if volatile else None,
+        volatile_root=str(volatile) if volatile else None, cyrus=cyrus.to_dict(),
         tls_port=tls_port, tls_cert=str(tls.cert) if tls else None,
         metrics_url=f"http://{HOST}:{httpd_port}/metrics" if httpd_port else None,
     )
@@ -156,11 +150,14 @@ def start(info: InstanceInfo, *, timeout: float = 30.0) -> InstanceInfo:
     On failure nothing of the instance is left running and StartError carries the log tails.
     """
     paths = InstancePaths.of(info)
-    bin_dir, _ = cyrus_bin_dir()
+    master = programs_of(info).path("master")
     paths.pid_file.unlink(missing_ok=True)
-    master_argv = [str(bin_dir / "master"), "-C", info.imapd_conf, "-M", info.cyrus_conf,
+    master_argv = [str(master), "-C", info.imapd_conf, "-M", info.cyrus_conf,
                    "-p", info.pid_file, "-l", str(info.options.get("listen_backlog", 1024))]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LOADTEST_"))}
+    # No LD_LIBRARY_PATH: a built master finds its library by rpath, and Debian's programs it
+    # execs would die with status 127.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LOCUST_", "LOADTEST_")) and k != "LD_LIBRARY_PATH"}
     if can_capture_syslog():
         info.syslog_pid = _start_syslog_receiver(paths)
         HOST_DEV_MOUNT.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.deploy import instance as inst
+from loadtest.deploy.binaries import resolve as resolve_programs
 from loadtest.deploy.deployment import DEPLOYMENT_FILE, Deployment, InstanceInfo
 from loadtest.deploy.procs import pid_alive, pids_mentioning, terminate
 from loadtest.deploy.provision import (
@@ -135,12 +136,12 @@ def check_user_count(users: int, root: Path, source: str) -> None:
 def _configure_replication(infos: list[InstanceInfo], admin_password: str) -> list[Any]:
     """Stores with a master and a replica slot replicate (sync_client -r to sync_server)."""
     from loadtest.deploy import replication
-    from loadtest.deploy.render import cyrus_bin_dir
+    from loadtest.deploy.binaries import PACKAGED_BIN_DIR
 
     found = replication.pairs(infos)
     if not found:
         return []
-    bin_dir = cyrus_bin_dir()[0]
+    bin_dir = PACKAGED_BIN_DIR  # cyrus-replication's programs, whatever master runs
     for tool in ("sync_client", "sync_server"):
         if not (bin_dir / tool).exists():
             raise UsageError(f"a topology with replica slots needs {bin_dir / tool}: install "
@@ -191,15 +192,19 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
               options: ServiceOptions | dict[str, Any] | None = None,
               progress: ProgressFn | None = None, timing: Timing | None = None,
               sources: dict[str, str] | None = None,
-              volatile_dir: str | Path | None = None, tls: bool = True) -> Deployment:
+              volatile_dir: str | Path | None = None, tls: bool = True,
+              cyrus_bin_dir: str | Path | None = None) -> Deployment:
     """Start and provision a deployment in ``root``; ``sources`` names where each argument
     came from (flag, env, file) for error messages. With ``tls`` (the default) a CA made for
     the deployment signs a certificate for every instance, which serves imaps on a port of
-    its own beside imap (STARTTLS on the plain port)."""
+    its own beside imap (STARTTLS on the plain port). ``cyrus_bin_dir``: a directory of Cyrus
+    programs (at least master) to run instead of the packaged ones (default: env
+    LOADTEST_CYRUS_BIN_DIR, else the packaged install)."""
     sources = sources or {}
     started = time.monotonic()
     timing = timing or Timing()
-    inst.check_cyrus_installed()
+    cyrus = resolve_programs(str(cyrus_bin_dir) if cyrus_bin_dir else None,
+                             sources.get("cyrus_bin_dir", "flag --cyrus-bin-dir"))
     if users < 0:
         raise UsageError(f"--users {users} (from {sources.get('users', 'argument')}): must be >= 0")
     if instances < 1:
@@ -233,7 +238,7 @@ def deploy_up(root: str | Path, *, users: int = 100, instances: int = 1,
             info = inst.lay_out(slot.name, root / slot.name, slot_options, port=slot_port,
                                 admin_user=ADMIN_USER,
                                 volatile=volatile / slot.name if volatile else None,
-                                ca_cert=ca_cert, tls_port=tls_port)
+                                ca_cert=ca_cert, tls_port=tls_port, cyrus=cyrus)
             info.store, info.role = slot.store, slot.role
             infos.append(info)
             slot_users = make_users(slot.users, first=next_user, instance=slot.name)

@@ -6,17 +6,16 @@ each value, because later scenarios vary them from flags, topology files and fix
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from string import Template
 from typing import Any
 
+from loadtest.deploy.binaries import PACKAGED_BIN_DIR
 from loadtest.errors import UsageError
 from loadtest.paths import fixtures_dir
 
-CYRUS_BIN_DIR = "/usr/lib/cyrus/bin"
-ENV_CYRUS_BIN_DIR = "LOADTEST_CYRUS_BIN_DIR"  # for a Cyrus installed elsewhere
 SERVERNAME = "loadtest"  # sasldb realm must equal servername, or logins fail as cross-realm
 
 
@@ -34,7 +33,7 @@ class ServiceOptions:
     prometheus_update_freq: int = 1  # seconds between master.txt rewrites: the heartbeat period
     failedloginpause: int = 0
     idled: bool = True  # IDLE push needs idled in DAEMON
-    imapd_binary: str = ""  # default CYRUS_BIN_DIR/imapd; "symlink": through bin/imapd, for rotation
+    imapd_binary: str = ""  # default: the deployment's imapd; "symlink": through bin/imapd, for rotation
     httpd_metrics: bool = False  # also run httpd with Cyrus's own /metrics (a port of its own)
 
     _MINIMUMS = {"prefork": 0, "maxchild": 1, "maxforkrate": 0, "imapd_reuse": 1,
@@ -161,13 +160,6 @@ class InstancePaths:
                 self.log_dir]
 
 
-def cyrus_bin_dir() -> tuple[Path, str]:
-    env = os.environ.get(ENV_CYRUS_BIN_DIR)
-    if env:
-        return Path(env), f"env {ENV_CYRUS_BIN_DIR}"
-    return Path(CYRUS_BIN_DIR), "default"
-
-
 def _tls_lines(tls: TlsFiles | None) -> str:
     if tls is None:
         return "# TLS: off (deploy up --tls none)"
@@ -197,14 +189,16 @@ def render_imapd_conf(name: str, paths: InstancePaths, options: ServiceOptions, 
 
 
 def render_cyrus_conf(name: str, paths: InstancePaths, options: ServiceOptions, *,
-                      host: str, port: int, bin_dir: Path, tls_port: int | None = None,
-                      httpd_port: int | None = None) -> str:
-    """cyrus.conf; with ``tls_port`` an `imaps` service (imapd -s: TLS from the first byte)
-    beside `imap`, with the same process options; with ``httpd_port`` Cyrus's httpd (and
-    promstatsd) serving /metrics."""
+                      host: str, port: int, programs: Mapping[str, str | Path],
+                      tls_port: int | None = None, httpd_port: int | None = None) -> str:
+    """``programs``: path of each Cyrus program by name (imapd, ctl_cyrusdb, idled), which may
+    come from different directories (a build directory and the packaged install). With
+    ``tls_port`` an `imaps` service (imapd -s: TLS from the first byte) beside `imap`, with the
+    same process options; with ``httpd_port`` Cyrus's httpd (and promstatsd, both from the
+    packaged install) serving /metrics."""
     template = Template((fixtures_dir() / "cyrus" / "cyrus.conf.tmpl").read_text())
-    idled = f'  idled  cmd="{bin_dir}/idled -C {paths.imapd_conf}"' if options.idled else ""
-    imapd = options.imapd_binary or f"{bin_dir}/imapd"
+    idled = f'  idled  cmd="{programs["idled"]} -C {paths.imapd_conf}"' if options.idled else ""
+    imapd = options.imapd_binary or str(programs["imapd"])
     imaps = ""
     if tls_port is not None:
         imaps = (f'  imaps cmd="{imapd} -s -C {paths.imapd_conf} -U {options.imapd_reuse} '
@@ -212,18 +206,18 @@ def render_cyrus_conf(name: str, paths: InstancePaths, options: ServiceOptions, 
                  f"prefork={options.prefork} maxchild={options.maxchild}"
                  f"{_limit_attributes(options)}")
     return template.substitute(
-        instance_name=name, bin_dir=bin_dir, imapd_conf=paths.imapd_conf,
+        instance_name=name, ctl_cyrusdb=programs["ctl_cyrusdb"], imapd_conf=paths.imapd_conf,
         imapd_binary=imapd, imaps_line=imaps,
         imapd_reuse=options.imapd_reuse, imapd_idle_timeout=options.imapd_idle_timeout,
         host=host, port=port, prefork=options.prefork, maxchild=options.maxchild,
         maxforkrate_attr=f" maxforkrate={options.maxforkrate}" if options.maxforkrate else "",
         babysit_attr=" babysit=1" if options.babysit else "",
         idled_line=idled,
-        httpd_service=(f'  http  cmd="{bin_dir}/httpd -C {paths.imapd_conf}" '
+        httpd_service=(f'  http  cmd="{PACKAGED_BIN_DIR}/httpd -C {paths.imapd_conf}" '
                        f'listen="{host}:{httpd_port}" prefork=0'
                        if httpd_port else ""),
         # httpd's /metrics serves what promstatsd collates from every service's stats files.
-        promstatsd_line=(f'  promstatsd  cmd="{bin_dir}/promstatsd -C {paths.imapd_conf}"'
+        promstatsd_line=(f'  promstatsd  cmd="{PACKAGED_BIN_DIR}/promstatsd -C {paths.imapd_conf}"'
                          if httpd_port else ""),
     )
 

@@ -6,7 +6,10 @@ Pure module. One fault per spec string (flag ``--fault``, env ``LOADTEST_FAULTS`
     KIND[@INSTANCE]:key=value,key=value
 
     stall-master:at=10,duration=3            SIGSTOP master at 10 s, SIGCONT 3 s later
-    signal-storm:at=5,duration=10,rate=2000  2,000 SIGCHLD/s at master (the EINTR path of 2016)
+    signal-storm:at=5,duration=10,rate=2000  2,000 SIGCHLD/s at master, evenly paced from a
+                                             process of its own (the EINTR path of 2016)
+    eintr-inject:at=5,duration=10            every pselect6 of master fails with EINTR (strace
+                                             -e inject), the 2016 condition made certain
     reload-master:at=20                      SIGHUP master once
     rotate-binary:at=0,every=2,copies=5      re-point the imapd symlink every 2 s (UC Davis)
     rotate-binary:phase=rotation,every=0     from the phase "rotation" on, at every tick (10 ms)
@@ -27,11 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadtest.errors import UsageError
+from loadtest.faults.storm import MAX_RATE as MAX_STORM_RATE
 
 # kind -> (lasting?, {param: (type, default)})
 KINDS: dict[str, tuple[bool, dict[str, tuple[type, Any]]]] = {
     "stall-master": (True, {"duration": (float, 3.0)}),
     "signal-storm": (True, {"duration": (float, 5.0), "rate": (float, 1000.0), "signal": (str, "CHLD")}),
+    "eintr-inject": (True, {"duration": (float, 10.0)}),
     "reload-master": (False, {}),
     "rotate-binary": (True, {"copies": (int, 5), "duration": (float, 0.0)}),
     "kill-child": (False, {"service": (str, "imap")}),
@@ -39,9 +44,6 @@ KINDS: dict[str, tuple[bool, dict[str, tuple[type, Any]]]] = {
 }
 COMMON: dict[str, tuple[type, Any]] = {"at": (float, 0.0), "every": (float, 0.0), "count": (int, 0),
                                        "phase": (str, "")}
-# Signals per second the in-process storm can pace without holding the run's clock (each os.kill
-# is a few microseconds of the generator's one hub; 20,000/s costs it a few percent of a core).
-MAX_SIGNAL_RATE = 20_000.0
 
 
 @dataclass(frozen=True)
@@ -113,13 +115,13 @@ def parse_fault(text: str, source: str) -> FaultSpec:
             raise UsageError(f"fault {text!r} (from {source}): signal {values['signal']!r} is "
                              "not harmless to master; use CHLD, ALRM, URG or WINCH")
         values["signal"] = name
-        if not 0 < values["rate"] <= MAX_SIGNAL_RATE:
+        if not 0 < values["rate"] <= MAX_STORM_RATE:
             raise UsageError(f"fault {text!r} (from {source}): rate={values['rate']:g} must be "
-                             f"> 0 and at most {MAX_SIGNAL_RATE:,.0f} signals/s")
+                             f"> 0 and at most {MAX_STORM_RATE:,.0f} signals/s")
     if kind == "rotate-binary" and values["copies"] < 2:
         raise UsageError(f"fault {text!r} (from {source}): rotate-binary needs copies >= 2")
-    if kind == "stall-master" and values["duration"] <= 0:
-        raise UsageError(f"fault {text!r} (from {source}): stall-master needs duration > 0")
+    if kind in ("stall-master", "signal-storm", "eintr-inject") and values["duration"] <= 0:
+        raise UsageError(f"fault {text!r} (from {source}): {kind} needs duration > 0")
     common = {k: values.pop(k) for k in COMMON}
     return FaultSpec(kind, instance.strip() or None, common["at"], common["every"],
                      common["count"], values, text.strip(), phase=common["phase"].strip() or None)

@@ -137,6 +137,15 @@ def load_window(artifacts: RunArtifacts) -> tuple[float, float]:
     return time_range(artifacts.store, run.get("start"), end)
 
 
+def _cyrus_line(cyrus: dict[str, Any] | None) -> str:
+    """Which Cyrus programs ran (run.json's `cyrus`, recorded from deployment.json)."""
+    if not cyrus:
+        return "not recorded (a remote target, or an older deployment)"
+    from loadtest.deploy.binaries import CyrusPrograms
+
+    return CyrusPrograms.from_dict(cyrus).describe()
+
+
 def render(artifacts: RunArtifacts, output: str | Path | None = None,
            verdict: dict[str, Any] | None = None) -> Path:
     """Write the PNGs and report.html into the artifacts folder (or beside `output`)."""
@@ -153,7 +162,8 @@ def render(artifacts: RunArtifacts, output: str | Path | None = None,
                ("load ended", when(run.get("load_end")) if run.get("load_end") else
                 (f"{t1 - t0:.1f} s after the start" if ran else "-")),
                ("Locust quit", when(run.get("end"))), ("status", str(run.get("status", "-"))),
-               ("cyrus-loadtest", str(run.get("tool_version", "-")))]
+               ("cyrus-loadtest", str(run.get("tool_version", "-"))),
+               ("cyrus", _cyrus_line(run.get("cyrus")))]
     page = _environment().get_template("report.html.j2").render(
         folder_name=artifacts.folder.name, locustfile=run.get("locustfile"),
         started=when(run.get("start")) if run.get("start") else None, load_s=t1 - t0, ran=ran,

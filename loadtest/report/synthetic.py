@@ -135,6 +135,17 @@ def synthetic_run(seed: int = 7, instances: tuple[str, ...] = ("slot1",),
     return SyntheticRun(recorder, store, start, end)
 
 
+# A build directory holding master only (as `cyrus-loadtest cyrus build` makes).
+SYNTHETIC_CYRUS = {
+    "programs": {"master": "/var/cache/cyrus-loadtest/builds/3.6.1-4+deb12u5-konstanz-2016-0a1b2c3d/master",
+                 "imapd": "/usr/lib/cyrus/bin/imapd", "ctl_cyrusdb": "/usr/lib/cyrus/bin/ctl_cyrusdb",
+                 "idled": "/usr/lib/cyrus/bin/idled"},
+    "bin_dir": "/var/cache/cyrus-loadtest/builds/3.6.1-4+deb12u5-konstanz-2016-0a1b2c3d",
+    "source": "flag --cyrus-bin-dir", "version": "3.6.1",
+    "build": {"variant": "konstanz-2016"},
+}
+
+
 def write_synthetic_run(folder: str | Path, run: SyntheticRun | None = None) -> Path:
     """Write run.json, steps.json, series.jsonl and events.jsonl like a finished run."""
     folder = Path(folder)
@@ -142,7 +153,7 @@ def write_synthetic_run(folder: str | Path, run: SyntheticRun | None = None) -> 
     run = run or synthetic_run()
     header = {**run_header(), "start": run.start, "end": run.end,
               "locustfile": "locustfiles/acceptance.py", "synthetic": True,
-              "options": {"users": 40, "run_time": "60s", "password": "***"}}
+              "cyrus": SYNTHETIC_CYRUS, "options": {"users": 40, "run_time": "60s", "password": "***"}}
     (folder / RUN_FILE).write_text(json.dumps(header, indent=2) + "\n")
     run.recorder.save(folder)
     run.store.flush(folder)

@@ -155,7 +155,7 @@ def test_missing_users_file_names_the_deployment_file_passed(tmp_path: Path) -> 
     ("kill-master:at=nan", "at=nan is not a finite number"),
     ("stall-master:at=inf", "at=inf is not a finite number"),
     ("stall-master:at=1,duration=2,at=3", "at= given twice"),
-    ("signal-storm:duration=10,rate=1e9", "at most 20,000"),
+    ("signal-storm:duration=10,rate=1e9", "at most 50,000"),
 ])
 def test_bad_fault_specs(tmp_path: Path, faults: str, fragment: str) -> None:
     path = deployment_file(tmp_path, valid_deployment(tmp_path))

@@ -157,11 +157,51 @@ def assert_one_line_usage_error(result: subprocess.CompletedProcess[str], *fragm
         assert fragment in lines[0]
 
 
-def test_cyrus_not_installed(test_root: Path) -> None:
+def test_cyrus_bin_dir_env_is_the_flags_env_form(test_root: Path) -> None:
     result = cli("deploy", "up", "--dir", str(test_root / "nocyrus"),
                  env={"LOADTEST_CYRUS_BIN_DIR": "/nonexistent/cyrus"})
-    assert_one_line_usage_error(result, "/nonexistent/cyrus/master", "apt-get install cyrus-imapd")
+    assert_one_line_usage_error(result, "/nonexistent/cyrus", "env LOADTEST_CYRUS_BIN_DIR",
+                                "no such directory")
     assert not (test_root / "nocyrus").exists()
+
+
+@pytest.mark.parametrize("master, fragments", [
+    (None, ("no executable master",)),
+    ("plain", ("master is not an executable file",)),
+    ("impostor", ("is not a Cyrus master", "exited 0 saying 'hello'")),
+])
+def test_bad_cyrus_bin_dir_starts_nothing(tmp_path: Path, test_root: Path, master: str | None,
+                                          fragments: tuple[str, ...]) -> None:
+    bin_dir = tmp_path / "build"
+    bin_dir.mkdir()
+    if master is not None:
+        (bin_dir / "master").write_text("#!/bin/sh\necho hello\n")
+        (bin_dir / "master").chmod(0o755 if master == "impostor" else 0o644)
+    root = test_root / f"badbin-{master}"
+    result = cli("deploy", "up", "--dir", str(root), "--cyrus-bin-dir", str(bin_dir))
+    assert_one_line_usage_error(result, str(bin_dir), "flag --cyrus-bin-dir", *fragments)
+    assert not root.exists() and inst.pids_mentioning(str(root) + "/") == []
+
+
+def test_cyrus_bin_dir_with_only_master(tmp_path: Path, test_root: Path) -> None:
+    """A build directory holding only master: master runs from it, the rest is packaged, and
+    deployment.json says so with master's version."""
+    bin_dir = tmp_path / "build"
+    bin_dir.mkdir()
+    (bin_dir / "master").symlink_to("/usr/lib/cyrus/bin/master")
+    root = test_root / "onlymaster"
+    result = cli("deploy", "up", "--dir", str(root), "--users", "1", "--cyrus-bin-dir", str(bin_dir))
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"from {bin_dir}" in result.stdout
+        info = Deployment.load(root).instances[0]
+        assert info.cyrus["bin_dir"] == str(bin_dir) and info.cyrus["version"].startswith("3.")
+        assert info.cyrus["programs"]["master"] == str(bin_dir / "master")
+        assert info.cyrus["programs"]["imapd"] == "/usr/lib/cyrus/bin/imapd"
+        argv0 = Path(f"/proc/{info.master_pid}/cmdline").read_bytes().split(b"\0")
+        assert str(bin_dir / "master").encode() in argv0
+    finally:
+        cli("deploy", "down", "--dir", str(root))
 
 
 def test_port_in_use(test_root: Path) -> None:

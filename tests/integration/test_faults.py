@@ -4,6 +4,7 @@ symlink or copies, no orphan process, also when the run is interrupted with SIGI
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -20,9 +21,10 @@ from loadtest.core.series import SeriesStore
 from loadtest.deploy import instance as inst
 from loadtest.deploy.deployment import Deployment, InstanceInfo
 from loadtest.deploy.procs import pid_alive
-from loadtest.deploy.render import InstancePaths, cyrus_bin_dir
+from loadtest.deploy.render import InstancePaths
 from loadtest.errors import UsageError
 from loadtest.faults import FaultRunner, parse_faults
+from loadtest.faults import injectors as inj
 
 pytestmark = [pytest.mark.cyrus, pytest.mark.usefixtures("no_fault_left")]
 
@@ -117,44 +119,66 @@ def test_signal_storm_and_reload_leave_master_serving(cyrus_deployment: Deployme
                            "signal-storm:duration=1.5,rate=2000;reload-master:at=1.8", 2.5)
     storm, reload = sorted(store.events("fault"), key=lambda e: e.t)
     assert storm.detail["fault"] == "signal-storm"
-    assert 2000 <= storm.detail["signals_sent"] <= 3500  # 1.5 s at 2,000/s, measured not assumed
+    # Evenly paced from its own process: 1.5 s at 2,000/s, counted by the storm itself.
+    assert 2500 <= storm.detail["signals_delivered"] <= 3100, storm.detail
+    assert storm.detail["signals_missed"] < 300 and 1.4 < storm.detail["seconds"] < 2.6
+    assert not pid_alive(storm.detail["storm_pid"])
     assert reload.detail["fault"] == "reload-master"
     assert pid_alive(info.master_pid) and greeting(info).startswith(b"* OK")
     assert churn.ok > 0 and churn.failures == []
 
 
-def test_kill_child_kills_one_imapd(make_deployment) -> None:
-    deployment = make_deployment(users=2, prefork=3)
+@pytest.mark.skipif(os.getuid() != 0, reason="strace attaches to master, which runs as cyrus")
+def test_eintr_inject_window_counts_and_detaches(make_deployment) -> None:
+    # Its own deployment: strace's detach can end master (see EintrInject.undo).
+    deployment = make_deployment(users=1)
     info = deployment.instances[0]
-    store = run_faults(deployment, "kill-child:count=2,every=0.3", 1.0)
-    killed = [e.detail["killed"] for e in store.events("fault")]
-    assert len(killed) == 2 and all(killed)
-    assert not any(pid_alive(p) for p in killed)
-    assert greeting(info).startswith(b"* OK")
+    store = run_faults(deployment, "eintr-inject:at=0.2,duration=1.5", 2.0)
+    (event,) = store.events("fault")
+    assert event.detail["fault"] == "eintr-inject" and 1.4 < event.duration < 2.5
+    # Every wait of master failed with EINTR while strace was attached (Cyrus 3.6 retries).
+    assert event.detail["injected_eintr"] > 100, event.detail
+    assert event.detail["injected_eintr"] == event.detail["pselect6_calls"]
+    assert event.detail["detached"] is True and inj.tracer_of(info.master_pid) == 0
+    assert event.detail["master_alive_after"] == pid_alive(info.master_pid)
 
 
-def test_kill_master_is_restarted_when_the_run_ends(make_deployment) -> None:
-    deployment = make_deployment(users=2, prefork=2)
-    info = deployment.instances[0]
-    old_pid = info.master_pid
-    store = SeriesStore()
-    runner = FaultRunner(parse_faults("kill-master", "test"), deployment, store)
-    runner.start()
+def test_storm_and_strace_end_by_themselves_when_the_generator_is_killed(
+        make_deployment, tmp_path: Path) -> None:
+    """SIGKILL leaves no undo: the storm notices its parent is gone, strace's timeout expires."""
+    cyrus_deployment = make_deployment(users=1)
+    info = cyrus_deployment.instances[0]
+    faults = "signal-storm:duration=60,rate=500" + (
+        ";eintr-inject:duration=1" if os.getuid() == 0 else "")
+    script = tmp_path / "storm.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, time
+        from loadtest.core.series import SeriesStore
+        from loadtest.deploy.deployment import Deployment
+        from loadtest.faults import FaultRunner, parse_faults
+        store = SeriesStore()
+        runner = FaultRunner(parse_faults({faults!r}, "test"),
+                             Deployment.load({str(cyrus_deployment.path)!r}), store)
+        runner.start()
+        deadline = time.monotonic() + 10
+        while len(store.events("fault")) < {faults.count(";") + 1} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(json.dumps([e.detail for e in store.events("fault")]), flush=True)
+        time.sleep(60)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
-        assert not pid_alive(old_pid)
-        # Orphaned idle imapds inherited the listening socket: they may still greet, but no
-        # master will replace them.
-        orphans = [p for p in inst.instance_pids(info) if p != info.syslog_pid]
-        assert orphans and old_pid not in orphans
+        details = {d["fault"]: d for d in json.loads(proc.stdout.readline())}
     finally:
-        runner.stop()
-    assert not any(pid_alive(p) for p in orphans)
-    assert info.master_pid != old_pid and pid_alive(info.master_pid)
-    assert Deployment.load(deployment.path).instances[0].master_pid == info.master_pid
-    assert greeting(info).startswith(b"* OK")
-    kinds = [e.detail["fault"] for e in store.events("fault")]
-    assert kinds == ["kill-master", "undo kill-master"]
+        proc.kill()
+        proc.wait()
+    assert all("error" not in d for d in details.values()), details
+    storm_pid = details["signal-storm"]["storm_pid"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (pid_alive(storm_pid) or inj.tracer_of(info.master_pid)):
+        time.sleep(0.05)
+    assert not pid_alive(storm_pid), "the storm outlived its generator"
+    assert inj.tracer_of(info.master_pid) == 0, "strace stayed attached after its deadline"
 
 
 def test_binary_rotation_under_churn_loses_no_connection(make_deployment) -> None:
@@ -166,7 +190,7 @@ def test_binary_rotation_under_churn_loses_no_connection(make_deployment) -> Non
     (event,) = store.events("fault")
     assert event.detail["rotations"] >= 10
     assert churn.ok >= 20 and churn.failures == []
-    assert os.readlink(link) == str(cyrus_bin_dir()[0] / "imapd")
+    assert os.readlink(link) == str(inst.programs_of(info).path("imapd"))
     assert sorted(p.name for p in link.parent.iterdir()) == ["imapd"]
 
 

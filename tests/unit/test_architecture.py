@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
     {"users"},                                # Locust users
     {"shapes"},                               # load shapes (phases of user classes)
     {"scenarios", "bench", "acceptance", "integrity_user"},  # scenarios, orchestrations, users in phases
-    {"scenario_cli", "options_cli", "compare_cli", "cli"},  # entry points (cli loads them by name)
+    {"scenario_cli", "options_cli", "compare_cli", "cyrus_build", "cli"},  # entry points
 ]
 
 

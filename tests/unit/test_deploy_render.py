@@ -17,6 +17,8 @@ from loadtest.deploy.topology import parse_topology, spread, standalone_slots
 from loadtest.errors import UsageError
 from loadtest.paths import fixtures_dir
 
+PACKAGED = {name: f"/usr/lib/cyrus/bin/{name}" for name in ("master", "imapd", "ctl_cyrusdb", "idled")}
+
 
 def conf_keys(text: str) -> dict[str, str]:
     pairs = (line.split(":", 1) for line in text.splitlines()
@@ -50,7 +52,7 @@ def test_service_options_reach_cyrus_conf() -> None:
     options = ServiceOptions().updated({"prefork": "0", "maxchild": 5, "maxforkrate": 20,
                                         "imapd_reuse": 1, "babysit": "yes"}, "test")
     text = render_cyrus_conf("slot1", InstancePaths(Path("/srv/lt/slot1")), options,
-                             host="127.0.0.1", port=14300, bin_dir=Path("/usr/lib/cyrus/bin"))
+                             host="127.0.0.1", port=14300, programs=PACKAGED)
     imap_line = next(line for line in text.splitlines() if line.strip().startswith("imap "))
     assert 'listen="127.0.0.1:14300"' in imap_line
     assert "-U 1 " in imap_line and "-C /srv/lt/slot1/imapd.conf" in imap_line
@@ -65,7 +67,7 @@ def test_tls_serves_imaps_beside_imap_with_the_same_process_options() -> None:
     options = ServiceOptions().updated({"prefork": 0, "maxchild": 7, "imapd_reuse": 1,
                                         "maxforkrate": 30}, "test")
     text = render_cyrus_conf("slot1", InstancePaths(Path("/srv/lt/slot1")), options,
-                             host="127.0.0.1", port=14300, bin_dir=Path("/usr/lib/cyrus/bin"),
+                             host="127.0.0.1", port=14300, programs=PACKAGED,
                              tls_port=14993)
     lines = {line.split()[0]: line for line in text.splitlines() if "cmd=" in line}
     imaps, imap = lines["imaps"], lines["imap"]
@@ -78,7 +80,7 @@ def test_tls_serves_imaps_beside_imap_with_the_same_process_options() -> None:
 def test_tls_none_renders_no_imaps_and_no_certificate() -> None:
     paths = InstancePaths(Path("/srv/lt/slot1"))
     cyrus = render_cyrus_conf("slot1", paths, ServiceOptions(), host="127.0.0.1", port=14300,
-                              bin_dir=Path("/usr/lib/cyrus/bin"))
+                              programs=PACKAGED)
     assert "imaps" not in cyrus
     keys = conf_keys(render_imapd_conf("slot1", paths, ServiceOptions(), admin_user="admin",
                                        cyrus_user=None))
@@ -100,15 +102,25 @@ def test_httpd_metrics_adds_httpd_promstatsd_and_the_prometheus_module() -> None
     paths = InstancePaths(Path("/srv/lt/slot1"))
     options = ServiceOptions().updated({"httpd_metrics": "yes"}, "test")
     text = render_cyrus_conf("slot1", paths, options, host="127.0.0.1", port=14300,
-                             bin_dir=Path("/usr/lib/cyrus/bin"), httpd_port=14380)
+                             programs=PACKAGED, httpd_port=14380)
     http = next(line for line in text.splitlines() if line.strip().startswith("http "))
     assert 'listen="127.0.0.1:14380"' in http and "/httpd -C /srv/lt/slot1/imapd.conf" in http
     assert "promstatsd -C /srv/lt/slot1/imapd.conf" in text
     conf = render_imapd_conf("slot1", paths, options, admin_user="admin", cyrus_user=None)
     assert "httpmodules: prometheus" in conf
     plain = render_cyrus_conf("slot1", paths, ServiceOptions(), host="127.0.0.1", port=14300,
-                              bin_dir=Path("/usr/lib/cyrus/bin"))
+                              programs=PACKAGED)
     assert "httpd" not in plain and "promstatsd" not in plain
+
+
+def test_each_program_from_its_own_directory() -> None:
+    """A build directory may hold only some programs: cyrus.conf names each one's own path."""
+    programs = {**PACKAGED, "imapd": "/var/cache/lt/build/imapd"}
+    text = render_cyrus_conf("slot1", InstancePaths(Path("/srv/lt/slot1")), ServiceOptions(),
+                             host="127.0.0.1", port=14300, programs=programs)
+    assert 'cmd="/var/cache/lt/build/imapd -C' in text
+    assert 'cmd="/usr/lib/cyrus/bin/ctl_cyrusdb -C' in text
+    assert 'cmd="/usr/lib/cyrus/bin/idled -C' in text
 
 
 @pytest.mark.parametrize("values, fragment", [

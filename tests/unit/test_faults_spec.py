@@ -46,16 +46,59 @@ def test_env_list_separated_by_semicolons() -> None:
     ("stall-master:lenght=3", "unknown setting 'lenght=3'"),
     ("stall-master:duration=0", "needs duration > 0"),
     ("signal-storm:signal=TERM", "signal 'TERM' is not harmless"),
+    ("signal-storm:rate=60000", "rate=60000 must be > 0 and at most 50,000 signals/s"),
+    ("signal-storm:rate=0", "rate=0 must be > 0"),
+    ("signal-storm:duration=0", "signal-storm needs duration > 0"),
+    ("eintr-inject:duration=0", "eintr-inject needs duration > 0"),
+    ("eintr-inject:rate=5", "unknown setting 'rate=5'"),
     ("rotate-binary:copies=1,every=1", "copies >= 2"),
     ("kill-child:at=-1", "at=-1 must be >= 0"),
     ("kill-master:at=nan", "at=nan is not a finite number"),
     ("stall-master:at=inf", "at=inf is not a finite number"),
     ("stall-master:duration=-inf", "duration=-inf is not a finite number"),
     ("stall-master:at=1,duration=2,at=5", "at= given twice"),
-    ("signal-storm:duration=10,rate=1e9", "rate=1e+09 must be > 0 and at most 20,000"),
+    ("signal-storm:duration=10,rate=1e9", "rate=1e+09 must be > 0 and at most 50,000"),
     ("signal-storm:rate=0", "must be > 0"),
 ])
 def test_bad_specs_name_value_and_source(text: str, fragment: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_fault(text, "flag --fault")
     assert fragment in str(info.value) and "flag --fault" in str(info.value)
+
+
+STRACE_SUMMARY = """% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.130706           3     37345     37345 pselect6
+  0.00    0.000010           1        10           read
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.130716           3     37355     37345 total
+"""
+
+
+def test_strace_summary_counts_calls_and_injected_errors() -> None:
+    from loadtest.faults.injectors import parse_strace_summary
+
+    assert parse_strace_summary(STRACE_SUMMARY) == {"pselect6": (37345, 37345), "read": (10, 0)}
+    assert parse_strace_summary("") == {}
+
+
+def test_storm_paces_evenly_and_stops_at_its_deadline() -> None:
+    """The storm process's loop against a process of our own that ignores the signal."""
+    import signal
+    import subprocess
+    import sys
+
+    from loadtest.faults.storm import storm
+
+    target = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                               "signal.signal(signal.SIGURG, signal.SIG_IGN); time.sleep(30)"])
+    try:
+        import os
+
+        result = storm(target.pid, signal.SIGURG, 1000.0, 0.5, os.getppid())
+    finally:
+        target.kill()
+        target.wait()
+    assert result["ended"] == "deadline"
+    assert 400 <= result["signals_delivered"] <= 510, result
+    assert result["signals_delivered"] + result["signals_missed"] <= 502

@@ -77,6 +77,14 @@ def test_report_references_every_plot_and_each_exists(tmp_path: Path) -> None:
     assert "***" in body and "password" in body  # options shown, redacted as written
 
 
+def test_report_names_the_cyrus_build(tmp_path: Path) -> None:
+    folder = write_synthetic_run(tmp_path / "run")
+    _, links = report(folder)
+    body = " ".join(links.text)
+    assert "Cyrus 3.6.1 from /var/cache/cyrus-loadtest/builds/" in body
+    assert "variant konstanz-2016 (master; the rest packaged" in body
+
+
 def test_report_with_rules_but_no_verdict_file(tmp_path: Path) -> None:
     folder = write_synthetic_run(tmp_path / "run", synthetic_run(stall=False))
     page, _ = report(folder)
