@@ -119,7 +119,7 @@ class BulkWaveUser(HeldSessionUser):
             if session.connected:
                 session.disconnect(DISCONNECT_LOGOUT)
             session.connect()
-            session.login(self.credential)
+            session.login(self._credential())
             session.list()
         except StepFailure:
             pass  # reported once by the session; the next wave reconnects

@@ -110,7 +110,7 @@ class AgentSampler(Sampler):
 
     def _merge_event(self, rec: dict[str, Any], offset: float) -> None:
         key = rec.get("id")
-        if key in self._done:
+        if key is not None and key in self._done:
             return
         end = None if rec.get("end") is None else rec["end"] - offset
         detail = {**(rec.get("detail") or {}), "source": "agent"}
@@ -123,7 +123,7 @@ class AgentSampler(Sampler):
                     self._events[key] = ev
                 else:
                     self._done.add(key)
-        elif end is not None:
+        elif end is not None and key is not None:  # known implies a key
             self.ctx.store.close_event(known, end=end, **detail)
             self._events.pop(key, None)
             self._done.add(key)

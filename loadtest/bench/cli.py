@@ -299,6 +299,7 @@ class Bench:
     def _imaptest(self, host: str, port: int, userfile: Path, clients: int, states: tuple[str, ...],
                   seconds: int | None = None) -> it.ImaptestRun:
         secs = seconds if seconds is not None else max(1, round(self.seconds))
+        assert self.imaptest is not None  # the imaptest parts run only with --imaptest
         argv = it.command(self.imaptest, host, port, userfile, clients, secs, states)
         return it.run_imaptest(argv, secs + 60, self._scratch())
 

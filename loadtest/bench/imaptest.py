@@ -138,6 +138,7 @@ def run_imaptest(argv: list[str], limit: float, scratch: Path) -> ImaptestRun:
         code = os.waitstatus_to_exitcode(status)
         raise RuntimeError(f"imaptest (exit {code}): {exc}; last line: {tail}") from None
     clients = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("clients=")), 0)
+    assert rusage is not None  # set together with status, which the loop above waited for
     return ImaptestRun(totals, rusage.ru_utime, rusage.ru_stime, rusage.ru_maxrss,
                        wall, clients, argv)
 

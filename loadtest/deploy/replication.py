@@ -13,7 +13,12 @@ instances start. Needs Debian's cyrus-replication (sync_client, sync_server).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loadtest.deploy.deployment import InstanceInfo
 
 SYNC_REPEAT_INTERVAL_S = 1
 
@@ -49,9 +54,9 @@ def add_to_section(conf: str, section: str, line: str) -> str:
     return conf.replace(marker, marker + line + "\n", 1)
 
 
-def pairs(instances: list) -> list[tuple[object, object]]:
+def pairs(instances: Sequence[InstanceInfo]) -> list[tuple[InstanceInfo, InstanceInfo]]:
     """(master, replica) InstanceInfos of every store that has both."""
-    found = []
+    found: list[tuple[InstanceInfo, InstanceInfo]] = []
     for master in instances:
         if master.role != "master":
             continue

@@ -93,6 +93,12 @@ class _BoundedProcess(Injector):
     what it reports. A session of its own: a Ctrl-C at the terminal goes through undo."""
 
     SLACK_S = 1.0  # the process's own deadline is the fault's duration plus this
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            raise RuntimeError(f"{type(self).__name__}: no process started")
+        return self._proc
 
     def _spawn(self, argv: list[str]) -> None:
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -131,10 +137,11 @@ class SignalStorm(_BoundedProcess):
                      "--signal", self.spec.params["signal"], "--rate", repr(rate),
                      "--duration", repr(self.spec.duration + self.SLACK_S),
                      "--parent", str(os.getpid())])
-        if self._proc.stdout.readline().strip() != b"ready":  # Python's start-up is not storm
+        stdout = self._running().stdout
+        if stdout is None or stdout.readline().strip() != b"ready":  # Python's start-up is not storm
             raise OSError(f"the signal storm process did not start: {self._finish()[-200:]!r}")
         return {"pid": pid, "rate": rate, "signal": self.spec.params["signal"],
-                "storm_pid": self._proc.pid}
+                "storm_pid": self._running().pid}
 
     def undo(self) -> dict[str, Any]:
         out = self._finish()
@@ -173,16 +180,16 @@ class EintrInject(_BoundedProcess):
                      "-e", f"inject={EINTR_SYSCALL}:error=EINTR:when=1+"])
         deadline = time.monotonic() + self.ATTACH_TIMEOUT_S
         while tracer_of(pid) == 0 and time.monotonic() < deadline:  # the window starts now
-            if self._proc.poll() is not None:
+            if self._running().poll() is not None:
                 raise OSError(f"strace could not attach to master {pid} "
-                              f"(exit {self._proc.returncode})")
+                              f"(exit {self._running().returncode})")
             time.sleep(0.01)
         if tracer_of(pid) == 0:
             self._finish()
             raise OSError(f"strace did not attach to master {pid} within "
                           f"{self.ATTACH_TIMEOUT_S:.0f} s")
         return {"pid": pid, "syscall": EINTR_SYSCALL, "errno": "EINTR",
-                "strace_pid": self._proc.pid}
+                "strace_pid": self._running().pid}
 
     def undo(self) -> dict[str, Any]:
         if not self.active:

@@ -41,7 +41,7 @@ def _die_with_parent() -> None:
         pass  # the getppid() check in the loop still bounds us
 
 
-def storm(pid: int, signum: int, rate: float, duration: float, parent: int) -> dict[str, float]:
+def storm(pid: int, signum: int, rate: float, duration: float, parent: int) -> dict[str, float | str]:
     period = 1.0 / rate
     delivered = missed = 0
     why = "deadline"
@@ -80,8 +80,9 @@ def storm(pid: int, signum: int, rate: float, duration: float, parent: int) -> d
     except _Stop:
         why = "stopped"
     seconds = time.monotonic() - start
-    return {"signals_delivered": delivered, "signals_missed": missed, "seconds": round(seconds, 3),
+    result: dict[str, float | str] = {"signals_delivered": delivered, "signals_missed": missed, "seconds": round(seconds, 3),
             "rate_achieved": round(delivered / seconds, 1) if seconds > 0 else 0.0, "ended": why}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,6 +155,7 @@ def _measure(rule: Rule, ctx: _Context) -> tuple[float | None, int | None, str, 
     if windows is None and not (metric.family in ("step", "step_ratio")
                                 and rule.phase in ctx.recorder.phases()):
         return None, 0, "", f"phase {rule.phase!r} never ran (no phase event with that name)"
+    samples: int | None
     if metric.family == "step":
         measured, samples, note = _step_value(rule, ctx, windows)
     elif metric.family == "step_ratio":

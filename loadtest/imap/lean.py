@@ -187,14 +187,14 @@ class LeanSession(TimedSession):
         self.report(step, (perf_counter() - t0) * 1000.0, length, None)
 
     def _send(self, data: bytes) -> None:
-        sock = self.sock
+        sock: Any = self.sock  # connected here; gevent's socket (_wait, _read_event) under Locust
         sent = sock.send(data)
         if sent < len(data):
             sock.sendall(data[sent:])
 
     def _response(self, tag: bytes) -> bytes:
         """Read up to the tagged line of ``tag``, literals included; OK or ProtocolError."""
-        sock = self.sock
+        sock: Any = self.sock  # connected here; gevent's socket (_wait, _read_event) under Locust
         if self._wait_first:
             sock._wait(sock._read_event)
         data = sock.recv(_RECV)
@@ -214,7 +214,7 @@ class LeanSession(TimedSession):
             raise f.ProtocolError("tagged " + status.decode("ascii"))
         return data[:end]
 
-    def _read_line(self, sock: socket.socket) -> bytes:
+    def _read_line(self, sock: Any) -> bytes:
         if self._wait_first:
             sock._wait(sock._read_event)
         data = sock.recv(_RECV)
@@ -227,7 +227,7 @@ class LeanSession(TimedSession):
 
     def _command(self, command: bytes, tag: bytes) -> int:
         """Send one command and read up to its tagged response; returns bytes read."""
-        sock = self.sock
+        sock: Any = self.sock  # connected here; gevent's socket (_wait, _read_event) under Locust
         # A command is far smaller than the socket buffer: one send() nearly always takes all
         # of it, without sendall()'s Python loop (and its timeout) around it.
         sent = sock.send(command)

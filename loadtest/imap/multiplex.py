@@ -254,10 +254,10 @@ class Multiplexer:
             status = data[start + len(tag) : start + len(tag) + 3]
             if status != b"OK ":
                 if tag == _LOGIN_TAG and status in (b"NO ", b"BAD"):
-                    exc: Exception = f.AuthRejected()
+                    refusal: Exception = f.AuthRejected()
                 else:
-                    exc = f.ProtocolError("tagged " + status.decode("ascii", "replace"))
-                self._fail(conn, step, phase, exc, now)
+                    refusal = f.ProtocolError("tagged " + status.decode("ascii", "replace"))
+                self._fail(conn, step, phase, refusal, now)
                 return
             self.report_success(f.REQUEST_TYPE, step, (now - conn.t0) * 1000.0, len(data),
                                 conn.instance)
