@@ -219,9 +219,13 @@ def test_watch_prints_live_series(cyrus_deployment: Deployment) -> None:
         [sys.executable, "-m", "loadtest.cli", "watch", "--deployment",
          cyrus_deployment.root, "--duration", "2.2", "--plain"],
         capture_output=True, text=True, timeout=30, check=True).stdout
+    from loadtest.collectors.watch import WATCHED
+
     name = cyrus_deployment.instances[0].name
+    label = {w.signal: w.label for w in WATCHED}
+    lines = [line.strip() for line in out.splitlines()]
     for signal_name in ("greeting_latency_ms", "held_noop_latency_ms", "ready_workers",
                         "heartbeat_age_s", "listen_queue", "canary_data_ms"):
-        assert any(line.startswith(f"{name}  {signal_name}") for line in out.splitlines()), \
+        assert any(line.startswith(f"{label[signal_name]} [{name}]") for line in lines), \
             (signal_name, out)
-    assert any(line.startswith("host  load1") for line in out.splitlines())
+    assert any(line.startswith(f"{label['load1']} [host]") for line in lines)
