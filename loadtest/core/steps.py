@@ -166,18 +166,8 @@ class StepRecorder:
                    phase: str | None = None, instance: str | None = None,
                    t: float | None = None) -> None:
         t = time.time() if t is None else t
-        key = (request_type, name, phase, instance)
-        stats = self.stats.get(key)
-        if stats is None:
-            stats = self.stats[key] = StepStats()
-        stats.record(response_time_ms, failed, t)
-        if self.per_second:
-            bucket = self._seconds.setdefault(int(t), {})
-            skey = (request_type, name, instance)
-            sstats = bucket.get(skey)
-            if sstats is None:
-                sstats = bucket[skey] = StepStats(histogram=_new_histogram(_SECOND_FIGURES))
-            sstats.record(response_time_ms, failed, t)
+        for stats in self._entries(request_type, name, phase, instance, t):
+            stats.record(response_time_ms, failed, t)
 
     def on_batch(self, request_type: str, name: str, response_times_ms: list[float],
                  phase: str | None = None, instance: str | None = None,
@@ -187,18 +177,25 @@ class StepRecorder:
         if not response_times_ms:
             return
         t = time.time() if t is None else t
+        for stats in self._entries(request_type, name, phase, instance, t):
+            stats.record_successes(response_times_ms, t)
+
+    def _entries(self, request_type: str, name: str, phase: str | None, instance: str | None,
+                 t: float) -> list[StepStats]:
+        """The run's entry for this step (and its second's entry when per_second), made on
+        first use: where on_request and on_batch record."""
         key = (request_type, name, phase, instance)
         stats = self.stats.get(key)
         if stats is None:
             stats = self.stats[key] = StepStats()
-        stats.record_successes(response_times_ms, t)
-        if self.per_second:
-            bucket = self._seconds.setdefault(int(t), {})
-            skey = (request_type, name, instance)
-            sstats = bucket.get(skey)
-            if sstats is None:
-                sstats = bucket[skey] = StepStats(histogram=_new_histogram(_SECOND_FIGURES))
-            sstats.record_successes(response_times_ms, t)
+        if not self.per_second:
+            return [stats]
+        bucket = self._seconds.setdefault(int(t), {})
+        skey = (request_type, name, instance)
+        second = bucket.get(skey)
+        if second is None:
+            second = bucket[skey] = StepStats(histogram=_new_histogram(_SECOND_FIGURES))
+        return [stats, second]
 
     # -- reading ---------------------------------------------------------------------------
     def select(self, step: str | None = None, phase: str | None = None,
