@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.procs import pid_alive
 from loadtest.deploy.render import InstancePaths
 from loadtest.errors import UsageError
+from loadtest.faults.eintr import SYSCALL as EINTR_SYSCALL
+from loadtest.faults.eintr import tracer_of  # noqa: F401 - tests look it up here
 from loadtest.faults.guardian import Guardian, signal_action, symlink_action
 from loadtest.faults.spec import FaultSpec
 
@@ -152,15 +153,11 @@ class SignalStorm(_BoundedProcess):
             return {"signals_delivered": None, "storm_output": out.strip()[-200:]}
 
 
-EINTR_SYSCALL = "pselect6"  # master's wait in Cyrus 3.x (glibc's pselect on x86-64)
-
-
 class EintrInject(_BoundedProcess):
     """Every wait of master fails with EINTR: Debian's strace attached to master with
-    ``-e inject=pselect6:error=EINTR:when=1+``, under coreutils ``timeout`` so strace detaches
-    at the fault's end even when the generator is killed. strace -c counts the injections."""
-
-    ATTACH_TIMEOUT_S = 3.0
+    ``-e inject=pselect6:error=EINTR:when=1+`` from a process of its own
+    (loadtest.faults.eintr), which also ends the injection without killing master (SIGSTOP,
+    detach, SIGCONT) and reports strace's counts."""
 
     def check(self) -> None:
         for tool, package in (("strace", "strace"), ("timeout", "coreutils")):
@@ -172,67 +169,27 @@ class EintrInject(_BoundedProcess):
 
     def apply(self) -> dict[str, Any]:
         pid = self._master()
-        fd, summary = tempfile.mkstemp(prefix="eintr-inject-", suffix=".txt")
-        os.close(fd)
-        self._summary = Path(summary)
-        self._spawn(["timeout", "--kill-after=2", f"{self.spec.duration + self.SLACK_S:.3f}",
-                     "strace", "-c", "-o", summary, "-p", str(pid), "-e", f"trace={EINTR_SYSCALL}",
-                     "-e", f"inject={EINTR_SYSCALL}:error=EINTR:when=1+"])
-        deadline = time.monotonic() + self.ATTACH_TIMEOUT_S
-        while tracer_of(pid) == 0 and time.monotonic() < deadline:  # the window starts now
-            if self._running().poll() is not None:
-                raise OSError(f"strace could not attach to master {pid} "
-                              f"(exit {self._running().returncode})")
-            time.sleep(0.01)
-        if tracer_of(pid) == 0:
-            self._finish()
-            raise OSError(f"strace did not attach to master {pid} within "
-                          f"{self.ATTACH_TIMEOUT_S:.0f} s")
+        # Should the fault's process be killed between its SIGSTOP and SIGCONT of master.
+        self.guard([signal_action(pid, "CONT")])
+        self._spawn([sys.executable, "-m", "loadtest.faults.eintr", "--pid", str(pid),
+                     "--duration", repr(self.spec.duration), "--parent", str(os.getpid())])
+        stdout = self._running().stdout
+        line = stdout.readline().decode(errors="replace").strip() if stdout else ""
+        if line != "ready":
+            raise OSError(line.removeprefix("error ") or
+                          f"the eintr-inject process did not start: {self._finish()[-200:]!r}")
         return {"pid": pid, "syscall": EINTR_SYSCALL, "errno": "EINTR",
-                "strace_pid": self._running().pid}
+                "injector_pid": self._running().pid}
 
     def undo(self) -> dict[str, Any]:
         if not self.active:
             return {}
-        pid = self.info.master_pid
-        self._finish()
+        out = self._finish()
         super().undo()
         try:
-            counts = parse_strace_summary(self._summary.read_text())
-        except OSError:
-            counts = {}
-        self._summary.unlink(missing_ok=True)
-        calls, errors = counts.get(EINTR_SYSCALL, (None, None))
-        # Known defect (measured 2026-12-01): when strace detaches while master sits in a
-        # syscall-entry stop of an injected call, the call runs as syscall -1 and master dies
-        # with "select failed: Function not implemented" (about 1 detach in 2 here).
-        return {"injected_eintr": errors, f"{EINTR_SYSCALL}_calls": calls,
-                "detached": tracer_of(pid) == 0 if pid else None,
-                "master_alive_after": pid_alive(pid)}
-
-
-def tracer_of(pid: int) -> int:
-    """TracerPid of ``pid`` (0: not traced, or gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("TracerPid:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def parse_strace_summary(text: str) -> dict[str, tuple[int, int]]:
-    """syscall -> (calls, errors) from `strace -c` output (pure)."""
-    counts: dict[str, tuple[int, int]] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 6 and parts[3].isdigit() and parts[4].isdigit():
-            counts[parts[5]] = (int(parts[3]), int(parts[4]))
-        elif len(parts) == 5 and parts[3].isdigit() and parts[4] != "total":
-            counts[parts[4]] = (int(parts[3]), 0)
-    counts.pop("total", None)
-    return counts
+            return dict(json.loads(out.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            return {"injected_eintr": None, "injector_output": out.strip()[-200:]}
 
 
 class ReloadMaster(Injector):

@@ -24,15 +24,21 @@ PARENT_CHECK_S = 0.1
 PR_SET_PDEATHSIG = 1
 
 
-class _Stop(Exception):
-    pass
+class Stop(Exception):
+    """Raised in the fault process's loop by SIGTERM or SIGINT (see stop_on_signals)."""
 
 
 def _stop(signum: int, frame: object) -> None:
-    raise _Stop
+    raise Stop
 
 
-def _die_with_parent() -> None:
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT end the fault process's loop through Stop (its result still goes out)."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
+def die_with_parent() -> None:
     """SIGTERM to this process when its parent dies (Linux)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -51,7 +57,7 @@ def storm(pid: int, signum: int, rate: float, duration: float, parent: int) -> d
     next_parent_check = start + PARENT_CHECK_S
     try:
         if os.getppid() != parent:  # it died before we could ask to be told
-            raise _Stop
+            raise Stop
         while True:
             now = time.monotonic()
             if now >= deadline:
@@ -77,7 +83,7 @@ def storm(pid: int, signum: int, rate: float, duration: float, parent: int) -> d
                 break
             delivered += 1
             next_at += period
-    except _Stop:
+    except Stop:
         why = "stopped"
     seconds = time.monotonic() - start
     result: dict[str, float | str] = {"signals_delivered": delivered, "signals_missed": missed, "seconds": round(seconds, 3),
@@ -95,9 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.rate <= MAX_RATE or args.duration <= 0:
         parser.error(f"--rate must be in (0, {MAX_RATE:.0f}] and --duration > 0")
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    _die_with_parent()
+    stop_on_signals()
+    die_with_parent()
     print("ready", flush=True)  # the injector's window starts now, not at our fork
     result = storm(args.pid, int(getattr(signal, f"SIG{args.signal}")), args.rate,
                    args.duration, args.parent)

@@ -76,10 +76,27 @@ STRACE_SUMMARY = """% time     seconds  usecs/call     calls    errors syscall
 
 
 def test_strace_summary_counts_calls_and_injected_errors() -> None:
-    from loadtest.faults.injectors import parse_strace_summary
+    from loadtest.faults.eintr import parse_strace_summary
 
     assert parse_strace_summary(STRACE_SUMMARY) == {"pselect6": (37345, 37345), "read": (10, 0)}
     assert parse_strace_summary("") == {}
+
+
+# /proc/PID/status of a master under strace: running, then with SIGSTOP pending, then parked.
+STATUS_RUNNING = "Name:\tmaster\nState:\tS (sleeping)\nTracerPid:\t4242\nShdPnd:\t0000000000000000\nSigPnd:\t0000000000000000\n"
+STATUS_PENDING = STATUS_RUNNING.replace("ShdPnd:\t0000000000000000", "ShdPnd:\t0000000000040000")
+STATUS_PARKED = STATUS_RUNNING.replace("S (sleeping)", "t (tracing stop)")
+
+
+def test_master_counts_as_parked_only_when_stopped_with_no_sigstop_pending() -> None:
+    from loadtest.faults.eintr import parked, parse_status
+
+    assert parse_status(STATUS_RUNNING)["TracerPid"] == "4242"
+    assert not parked(parse_status(STATUS_RUNNING))
+    assert not parked(parse_status(STATUS_PENDING.replace("S (sleeping)", "t (tracing stop)")))
+    assert parked(parse_status(STATUS_PARKED))
+    assert parked(parse_status(STATUS_PARKED.replace("t (tracing stop)", "T (stopped)")))
+    assert not parked({})
 
 
 def test_storm_paces_evenly_and_stops_at_its_deadline() -> None:
