@@ -18,6 +18,7 @@ from typing import Any
 from loadtest.acceptance import LoadRun, cyrus_bin_dir_kwargs, number_arg, orchestrate
 from loadtest.deploy.binaries import add_cyrus_bin_dir_flag
 from loadtest.errors import UsageError
+from loadtest.faults.eintr import KONSTANZ_WINDOW_S
 from loadtest.paths import PROJECT_ROOT, fixtures_dir
 
 
@@ -45,6 +46,14 @@ SCENARIOS: dict[str, ScenarioSpec] = {
     "reconnect-storm": ScenarioSpec(
         "reconnect_storm", "held sessions and churn, then clients dropping with RST and "
         "reconnecting at once (Konstanz DDoS)", 150),
+    "konstanz-2016": ScenarioSpec(
+        "konstanz_2016", "held sessions arriving fast, churn, a reconnect storm, then every "
+        "select() of master interrupted (EINTR) for a while, then recovery: the loop that never "
+        "completes and the refusal that outlasts it (Konstanz 2016)", 120,
+        # One imapd per connection: every session goes through master's fork and accounting.
+        options={"imapd_reuse": 1, "maxchild": 2_000},
+        faults=(f"eintr-inject:phase=interrupted,duration={KONSTANZ_WINDOW_S:g}",),
+        provision_users=1_000),
     "process-churn": ScenarioSpec(
         "process_churn", "one imapd per connection, held sessions up to the machine's process "
         "budget, connect/logout churn, then a quarter of them logging out and in together in "

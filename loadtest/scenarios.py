@@ -25,6 +25,7 @@ from locust import task
 
 from loadtest import plugin
 from loadtest.errors import UsageError
+from loadtest.faults.eintr import KONSTANZ_WINDOW_S
 from loadtest.imap.failures import StepFailure
 from loadtest.imap.lean import login_command
 from loadtest.imap.transport import DISCONNECT_LOGOUT
@@ -304,6 +305,43 @@ def plan_process_churn(s: Sizes) -> list[Phase]:
     ]
 
 
+# Konstanz 2016: held sessions arrive at this rate at least (one fork each with imapd -U 1: the
+# high fork rate of the incident's mornings). The "interrupted" phase is the eintr-inject fault's
+# window (KONSTANZ_WINDOW_S); the run's other phases share the rest.
+ARRIVAL_RATE = 100.0
+LEAVE_MIN_S = 8.0
+
+
+def plan_konstanz_2016(s: Sizes) -> list[Phase]:
+    """The 2016 master stall's path, in six phases: held sessions arriving at ARRIVAL_RATE or
+    faster ("arrive", 25 % of the run less the fault's window); login/logout churn on top
+    ("steady", 10 %); storm users dropping with RST and reconnecting at once ("storm", 20 %);
+    with the same users, master's every wait interrupted ("interrupted": the scenario's
+    eintr-inject fault starts with it and lasts KONSTANZ_WINDOW_S); the storm users leave and the
+    churn must be served as before ("recovery", 25 %: the incident's master refused new
+    connections until restarted); then every session ends at once ("leave", 20 %, at least
+    LEAVE_MIN_S): as many imapds exit together, each a SIGCHLD to master, the incident's
+    interruptions without any fault."""
+    rest = max(5 * LEAVE_MIN_S, s.duration - KONSTANZ_WINDOW_S)
+    t1 = rest * 0.25
+    t2 = t1 + rest * 0.10
+    t3 = t2 + rest * 0.20
+    t4 = t3 + KONSTANZ_WINDOW_S
+    t5 = t4 + rest * 0.25
+    end = t5 + max(LEAVE_MIN_S, rest * 0.20)
+    steady = s.held + s.users
+    everyone = steady + s.users
+    arrival = max(ARRIVAL_RATE, s.held / max(1.0, t1 * 0.5))
+    return [
+        Phase("arrive", 0.0, t1, s.held, arrival, (HeldSessionUser,)),
+        Phase("steady", t1, t2, steady, fast_spawn_rate(s.users), (ChurnUser,)),
+        Phase("storm", t2, t3, everyone, fast_spawn_rate(s.users), (StormUser,)),
+        Phase("interrupted", t3, t4, everyone, fast_spawn_rate(s.users), (StormUser,)),
+        Phase("recovery", t4, t5, steady, fast_spawn_rate(s.users), (ChurnUser,)),
+        Phase("leave", t5, end, 0, fast_spawn_rate(everyone), (HeldSessionUser,)),
+    ]
+
+
 def wave_period(duration: float) -> float:
     """Seconds between bulk waves: an eighth of the run (at least two waves in the bulk phase),
     within WAVE_PERIOD_S."""
@@ -385,6 +423,15 @@ class ReconnectStormShape(ScenarioShape):
         return plan_reconnect_storm(self.sizes())
 
 
+class Konstanz2016Shape(ScenarioShape):
+    default_duration = 120.0
+    default_users = 8
+    default_held = 1000
+
+    def plan(self) -> list[Phase]:
+        return plan_konstanz_2016(self.sizes())
+
+
 class ProcessChurnShape(ScenarioShape):
     default_duration = 600.0
     default_users = 8
@@ -447,6 +494,6 @@ class StoresAndSlotsShape(ScenarioShape):
 
 
 __all__ = [
-    "BinaryRotationShape", "BulkWaveUser", "LockFileSessionUser", "LockFileChurnShape", "MorningRushShape", "ProcessChurnShape",
+    "BinaryRotationShape", "BulkWaveUser", "Konstanz2016Shape", "LockFileSessionUser", "LockFileChurnShape", "MorningRushShape", "ProcessChurnShape",
     "ReconnectStormShape", "RushLoginUser", "Sizes", "StormUser", "StoresAndSlotsShape",
 ]

@@ -900,10 +900,31 @@ class ProbeSampler:
             probes = list(self._probes) + [ProbeResult(s, None, False) for s in self._pending]
             held = list(self._held)
         config = self.ctx.config
-        for stall in find_stalls(probes, held, now=now,
-                                 greeting_threshold=config.greeting_threshold,
-                                 held_threshold=config.held_threshold):
+        stalls = find_stalls(probes, held, now=now, greeting_threshold=config.greeting_threshold,
+                             held_threshold=config.held_threshold)
+        self._reanchor(stalls)
+        for stall in stalls:
             self._reconcile(stall)
+
+    def _reanchor(self, stalls: list[Any]) -> None:
+        """A probe still waiting past the threshold counts as late, but its greeting may turn
+        out to have come in time (its LOGIN kept it waiting). A stall it opened then starts at
+        its next late probe: the open event moves there instead of staying open to the run's
+        end beside a second event for the same stall; with no late probe after it, it was no
+        stall and its event (never written yet) goes."""
+        current = {stall.start for stall in stalls}
+        for start, event in sorted(self._stall_events.items()):
+            if start in current:
+                continue
+            del self._stall_events[start]
+            successor = next((stall.start for stall in sorted(stalls, key=lambda s: s.start)
+                              if stall.start > start and stall.start not in self._stall_events
+                              and stall.start not in self._closed_stalls), None)
+            if successor is None:
+                self.ctx.store.discard_event(event)
+            else:
+                event.t = successor
+                self._stall_events[successor] = event
 
     def _reconcile(self, stall: Any) -> None:
         if stall.start in self._closed_stalls:

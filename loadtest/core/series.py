@@ -126,6 +126,12 @@ class SeriesStore:
         _append_jsonl(folder / SERIES_FILE, (s.to_json() for s in new_samples))
         _append_jsonl(folder / EVENTS_FILE, (e.to_json() for e in closed))
 
+    def discard_event(self, ev: Event) -> None:
+        """Drop an event that is still open (so never written): a detector's false start."""
+        with self._lock:
+            if ev.end is None:
+                self._events = [e for e in self._events if e is not ev]
+
     def close_open_events(self, end: float | None = None,
                           kinds: Iterable[str] | None = None) -> None:
         """At the end of a run: an event still open (a stall that never recovered) ends now,

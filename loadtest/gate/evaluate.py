@@ -511,12 +511,19 @@ def _event_value(rule: Rule, ctx: _Context,
     events: list[Event] = [e for e in ctx.events(metric.subject)
                            if (rule.instance is None or e.instance == rule.instance)
                            and (metric.subject != "fault" or _injected(e))]
+    faults = ([(f.t, _end(f, ctx)) for f in ctx.events("fault") if _injected(f)
+               and (rule.instance is None or f.instance in (None, rule.instance))]
+              if metric.stat == "longest_outside_faults_s" else [])
     overlaps: list[float] = []
     for ev in events:
         end = _end(ev, ctx)
-        if _overlaps(ev.t, end, windows):
-            overlaps.append(sum(max(0.0, min(end, w_end) - max(ev.t, w_start))
-                                for w_start, w_end in windows))
+        if not _overlaps(ev.t, end, windows):
+            continue
+        if faults:
+            overlaps.append(max((_clipped(piece, windows) for piece in
+                                 outside((ev.t, end), faults)), default=0.0))
+        else:
+            overlaps.append(_clipped((ev.t, end), windows))
     samples: int | None = None
     if metric.witness:
         witness = _matching(rule, ctx.samples(metric.witness))
@@ -525,7 +532,32 @@ def _event_value(rule: Rule, ctx: _Context,
         value = float(len(overlaps))
     elif metric.stat == "total_s":
         value = sum(overlaps)
-    else:
+    else:  # longest_s, longest_outside_faults_s
         value = max(overlaps, default=0.0)
     note = f"{len(overlaps)} {metric.subject} events" if overlaps else ""
+    if faults:
+        note += f"{', ' if note else ''}{len(faults)} fault windows excluded"
     return value, samples, note
+
+
+def _clipped(interval: Window, windows: list[Window]) -> float:
+    """Seconds of ``interval`` inside ``windows``."""
+    start, end = interval
+    return sum(max(0.0, min(end, w_end) - max(start, w_start)) for w_start, w_end in windows)
+
+
+def outside(interval: Window, holes: list[Window]) -> list[Window]:
+    """The pieces of ``interval`` not covered by any of ``holes`` (pure)."""
+    pieces = [interval]
+    for hole_start, hole_end in holes:
+        rest: list[Window] = []
+        for start, end in pieces:
+            if hole_end <= start or hole_start >= end:
+                rest.append((start, end))
+                continue
+            if hole_start > start:
+                rest.append((start, hole_start))
+            if hole_end < end:
+                rest.append((hole_end, end))
+        pieces = rest
+    return pieces

@@ -119,6 +119,10 @@ EVENT_STATS = {
     "longest_s": "longest event in seconds (clipped to the phase), 0 when none",
     "total_s": "sum of event durations in seconds (clipped to the phase)",
     "count": "number of events (overlapping the phase)",
+    # Recovery: what of an event lies outside every injected fault's window. A master that
+    # recovers when the fault ends has ~0 here; one that stays stuck has the rest of its stall.
+    "longest_outside_faults_s": "longest stretch of an event outside every injected fault's "
+                                "window, in seconds (clipped to the phase), 0 when none",
 }
 
 INTEGRITY = "integrity"

@@ -217,3 +217,51 @@ def test_fault_metrics_count_applied_faults_only() -> None:
         steps.on_request("IMAP", "LOGIN", 5.0, True, None, "s1", t=T0 + i)
     failed = one(rule("LOGIN.failures", "max", 0), steps, store)
     assert failed.faults == ("stall-master@s1:at=10,duration=3 (at 10.0 s for 3.0 s)",)
+
+
+def test_stall_outside_fault_windows_measures_recovery() -> None:
+    """A master that recovers when the injected fault ends has (almost) nothing outside the
+    fault's window; one that stays stuck has the rest of its stall (Konstanz 2016)."""
+    store = SeriesStore()
+    for i in range(80):
+        store.add("greeting_latency_ms", 2.0, t=T0 + i, instance="s1")
+    store.event("fault", t=T0 + 30, end=T0 + 40, instance="s1", fault="eintr-inject",
+                spec="eintr-inject:phase=interrupted,duration=10")
+    store.event("fault", t=T0 + 60, end=T0 + 60, instance="s1", fault="eintr-inject",
+                spec="eintr-inject:at=60,duration=1", error="strace did not attach")
+    stuck = one(rule("stall.longest_outside_faults_s", "max", 3), None, _with_stall(store, 31, 66))
+    assert stuck.status == FAIL and stuck.measured == pytest.approx(26.0)  # 40..66 (the
+    # failed fault at 60 is no window)
+    assert "1 fault windows excluded" in stuck.reason
+    recovered = one(rule("stall.longest_outside_faults_s", "max", 3), None,
+                    _with_stall(store, 29.5, 40.4))
+    assert recovered.status == PASS and recovered.measured == pytest.approx(0.5)  # 29.5..30
+    assert one(rule("stall.longest_s", "max", 3), None,
+               _with_stall(store, 29.5, 40.4)).measured == pytest.approx(10.9)
+    store.event("phase", t=T0 + 50, end=T0 + 80, name="recovery")
+    clipped = one(rule("stall.longest_outside_faults_s", "max", 3, phase="recovery"), None,
+                  _with_stall(store, 31, 66))
+    assert clipped.measured == pytest.approx(16.0)  # 50..66
+
+
+def _with_stall(store: SeriesStore, start: float, end: float) -> SeriesStore:
+    copy = SeriesStore()
+    for sample in store.samples("greeting_latency_ms"):
+        copy.add("greeting_latency_ms", sample.value, t=sample.t, instance=sample.instance)
+    for event in store.events():
+        copy.event(event.kind, t=event.t, end=event.end, instance=event.instance, **event.detail)
+    copy.event("stall", t=T0 + start, end=T0 + end, instance="s1")
+    return copy
+
+
+@pytest.mark.parametrize(("interval", "holes", "pieces"), [
+    ((0.0, 10.0), [], [(0.0, 10.0)]),
+    ((0.0, 10.0), [(2.0, 4.0)], [(0.0, 2.0), (4.0, 10.0)]),
+    ((0.0, 10.0), [(-1.0, 11.0)], []),
+    ((0.0, 10.0), [(8.0, 12.0), (-5.0, 1.0)], [(1.0, 8.0)]),
+    ((0.0, 10.0), [(10.0, 12.0)], [(0.0, 10.0)]),
+])
+def test_outside_subtracts_windows(interval, holes, pieces) -> None:
+    from loadtest.gate.evaluate import outside
+
+    assert outside(interval, holes) == pieces
