@@ -155,6 +155,55 @@ def test_reconnect_storm_fails_on_a_master_stall(cyrus_deployment: Deployment, t
     assert stall.end is not None and 3.5 < stall.end - stall.t < 5.0
 
 
+# Konstanz 2016, the mechanism: the master loop that restarts on EINTR (the reverted build)
+# against Cyrus 3.6's retry (the stock build), both built from the installed version's source.
+KONSTANZ_SHORT = ["--duration", "50", "--users", "4", "--held", "200", "--provision-users", "200"]
+KONSTANZ_PHASES = ["arrive", "steady", "storm", "interrupted", "recovery", "leave"]
+
+
+@pytest.fixture(scope="module")
+def cyrus_builds() -> dict[str, str]:
+    """`cyrus-loadtest cyrus build --variant V` for both variants (cached after the first)."""
+    builds = {}
+    for variant in ("stock", "konstanz-2016"):
+        proc = subprocess.run([sys.executable, "-m", "loadtest.cli", "cyrus", "build",
+                               "--variant", variant], capture_output=True, text=True,
+                              timeout=900, cwd=PROJECT_ROOT)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        builds[variant] = proc.stdout.strip().splitlines()[-1]
+    return builds
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="eintr-inject attaches strace to master (as cyrus)")
+def test_konstanz_2016_fails_the_reverted_loop_for_its_reason(cyrus_builds: dict[str, str],
+                                                               tmp_path: Path) -> None:
+    result = scenario("konstanz-2016", tmp_path, *KONSTANZ_SHORT,
+                      "--cyrus-bin-dir", cyrus_builds["konstanz-2016"], timeout=240)
+    # The loop never completed while every wait failed with EINTR: no heartbeat for the window.
+    rule = assert_failed_by_fault(result, "heartbeat_gap.longest_s", "eintr-inject@slot1")
+    assert rule["measured"] > 5.0
+    assert result.phases() == KONSTANZ_PHASES
+    (fault,) = result.events("fault")
+    assert fault.detail["injected_eintr"] > 1000 and fault.detail["master_alive_after"] is True
+    assert fault.detail["detach"] == "stopped, detached, continued"
+    interrupted = next(e for e in result.events("phase") if e.detail["name"] == "interrupted")
+    gap = max(result.events("heartbeat_gap"), key=lambda e: e.end - e.t)
+    assert interrupted.t - 1 < gap.t < gap.end < interrupted.end + 3  # the gap is the window
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="eintr-inject attaches strace to master (as cyrus)")
+def test_konstanz_2016_passes_the_stock_loop(cyrus_builds: dict[str, str], tmp_path: Path) -> None:
+    result = scenario("konstanz-2016", tmp_path, *KONSTANZ_SHORT,
+                      "--cyrus-bin-dir", cyrus_builds["stock"], timeout=240)
+    assert_passed(result, KONSTANZ_PHASES)
+    (fault,) = result.events("fault")
+    assert fault.detail["injected_eintr"] > 1000 and fault.detail["master_alive_after"] is True
+    assert result.events("heartbeat_gap") == []
+    # New connections stalled inside the window (nothing can be accepted while every select
+    # fails) and were served again within the gate's bound once it ended.
+    assert any(e.t < fault.end and e.end > fault.t for e in result.events("stall"))
+
+
 # -- UC Davis 2007: process churn soak, binary rotation -------------------------------------
 
 
