@@ -25,6 +25,7 @@ from loadtest.scenarios import (
     measured_imapd_bytes,
     plan_binary_rotation,
     plan_churn_after_warm_up,
+    plan_konstanz_2016,
     plan_lockfile_churn,
     plan_morning_rush,
     plan_process_churn,
@@ -35,8 +36,8 @@ from loadtest.scenarios import (
 from loadtest.users import ChurnUser, HeldSessionUser
 
 GATES = Path(__file__).resolve().parents[2] / "fixtures" / "gates"
-SCENARIO_GATES = ("morning_rush", "reconnect_storm", "process_churn", "binary_rotation",
-                  "lockfile_churn", "stores_and_slots")
+SCENARIO_GATES = ("morning_rush", "reconnect_storm", "konstanz_2016", "process_churn",
+                  "binary_rotation", "lockfile_churn", "stores_and_slots")
 
 
 def contiguous(phases) -> bool:
@@ -59,6 +60,25 @@ def test_reconnect_storm_adds_then_removes_storm_users() -> None:
     assert (settle.users, steady.users, storm.users, after.users) == (6, 10, 14, 10)
     assert steady.user_classes == (ChurnUser,) and storm.user_classes == (StormUser,)
     assert storm.end - storm.start == pytest.approx(45)
+
+
+def test_konstanz_2016_arrives_fast_storms_is_interrupted_recovers_and_leaves() -> None:
+    from loadtest.faults.eintr import KONSTANZ_WINDOW_S
+
+    phases = plan_konstanz_2016(Sizes(120, 8, 1000))
+    assert [p.name for p in phases] == ["arrive", "steady", "storm", "interrupted", "recovery",
+                                        "leave"]
+    assert contiguous(phases) and phases[0].start == 0 and phases[-1].end == pytest.approx(120)
+    arrive, steady, storm, interrupted, recovery, leave = phases
+    assert arrive.users == 1000 and arrive.spawn_rate >= 100  # the rush: >= 100 new sessions/s
+    assert arrive.user_classes == (HeldSessionUser,) and steady.user_classes == (ChurnUser,)
+    assert (storm.users, interrupted.users, recovery.users, leave.users) == (1016, 1016, 1008, 0)
+    assert storm.user_classes == interrupted.user_classes == (StormUser,)
+    assert interrupted.end - interrupted.start == KONSTANZ_WINDOW_S  # the fault's window
+    assert leave.spawn_rate >= 1016  # every session ends at once
+    short = plan_konstanz_2016(Sizes(20, 4, 100))  # too short: the phases keep their minimum
+    assert short[-1].end - short[-1].start >= scenarios.LEAVE_MIN_S
+    assert short[0].spawn_rate >= 100
 
 
 def test_process_churn_fills_churns_then_waves() -> None:
