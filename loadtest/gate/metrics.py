@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from loadtest.imap.failures import STEPS  # the one list of IMAP steps; ALL = every step together
+from loadtest.imap.steptable import STEPS  # the one table of IMAP steps; ALL = every step together
 
 ALL_STEPS = "ALL"
 

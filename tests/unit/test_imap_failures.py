@@ -86,7 +86,7 @@ def test_step_failure_message_is_the_class_only_and_pickles() -> None:
 
 def test_contract_names() -> None:
     # docs/internals.md fixes these strings; the failure table depends on them.
-    assert f.STEPS == ("CONNECT", "LOGIN", "LIST", "SELECT", "STATUS", "FETCH", "NOOP", "IDLE", "LOGOUT",
+    assert f.STEPS == ("CONNECT", "LOGIN", "LIST", "SELECT", "NOOP", "STATUS", "FETCH", "IDLE", "LOGOUT",
                        "CREATE", "APPEND")
     assert f.FAILURE_CLASSES == (
         "refused", "connect timeout", "greeting timeout", "BYE greeting", "connection lost",
