@@ -34,6 +34,7 @@ from loadtest.core.signals import (  # noqa: F401  (LATENCY, ... are the gate's 
     GATED_SIGNALS,
     GAUGE,
     LATENCY,
+    SOURCES,
     SPREAD,
     TALLY,
 )
@@ -178,10 +179,15 @@ def describe_all() -> list[tuple[str, str]]:
     rows += [(f"STEP.{stat}", text) for stat, text in STEP_STATS.items()]
     rows.append(("STEP.pNN_ms", "percentile latency in ms, failures count as +inf"))
     rows.append(("STEP_vs_STEP.pNN_ratio", "one step's percentile over another's, same scope"))
-    for signal, kind in SIGNALS.items():
-        aggs = list(AGGREGATIONS[kind]) + (["pNN", "pNN_vs_baseline"]
-                                           if kind in PERCENTILE_KINDS else [])
-        rows.append((f"{signal}.{{{','.join(aggs)}}}", f"{kind} signal"))
+    for source in SOURCES:
+        for signal in source.signals:
+            if not signal.gated:
+                continue
+            kind = signal.kind
+            aggs = list(AGGREGATIONS[kind]) + (["pNN", "pNN_vs_baseline"]
+                                               if kind in PERCENTILE_KINDS else [])
+            unit = f" in {signal.unit}" if signal.unit else ""
+            rows.append((f"{signal.name}.{{{','.join(aggs)}}}", f"{kind} signal{unit}, from {source.name}"))
     for kind in EVENTS:
         rows.append((f"{kind}.{{{','.join(EVENT_STATS)}}}", f"{kind} events"))
     rows += [(f"{INTEGRITY}.{stat}", text) for stat, text in INTEGRITY_STATS.items()]
