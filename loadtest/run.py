@@ -18,6 +18,7 @@ from typing import Any
 
 from loadtest.core.runfolder import RUN_FILE, run_header
 from loadtest.core.series import Event, SeriesStore
+from loadtest.core.signals import collectors_help
 from loadtest.core.steps import StepRecorder
 from loadtest.paths import atomic_write
 from loadtest.settings import Option, Settings, declare, positive_float
@@ -28,8 +29,7 @@ declare(
     Option("run_name", "name of this run's folder (default: run-DATE-TIME)", group="cyrus-loadtest run"),
     Option("gate", "gate rules (TOML) to evaluate when the run ends; sets the exit code",
            group="cyrus-loadtest run"),
-    Option("collectors", "server-side collectors to run: probe,master,processes,backlog,machine,"
-           "canary,inodes,replication, or none (default: all but inodes)", group="cyrus-loadtest run"),
+    Option("collectors", collectors_help(), group="cyrus-loadtest run"),
     Option("probe_rate", "new-connection probes and held-session NOOPs per second (default 4)",
            parse=positive_float, group="cyrus-loadtest run"),
     Option("collector_interval", "seconds between server-side samples (default 1)",

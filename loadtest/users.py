@@ -27,6 +27,7 @@ from loadtest import plugin
 from loadtest.batch import batcher_of
 from loadtest.core.credentials import Credential
 from loadtest.imap import failures as f
+from loadtest.imap import steptable
 from loadtest.imap.config import ImapConfig
 from loadtest.imap.failures import StepFailure
 from loadtest.imap.lean import LeanSession, login_command
@@ -221,27 +222,10 @@ class ChurnUser(ImapUser):
             else:
                 session.login(self._credential())
                 for step in self.config.churn_steps:
-                    _run_step(session, step)
+                    steptable.run_step(session, step, self.config)
             session.disconnect(self.disconnect_mode)
         except StepFailure:
             pass  # reported once by the session; the iteration ends
-
-
-def _run_step(session: ImapSession, step: str, idle_seconds: float = 0.0) -> None:
-    if step == f.LIST:
-        session.list()
-    elif step == f.SELECT:
-        session.select()
-    elif step == f.STATUS:
-        session.status()
-    elif step == f.FETCH:
-        session.fetch()
-    elif step == f.NOOP:
-        session.noop()
-    elif step == f.IDLE:
-        session.idle(idle_seconds)
-    else:  # a step the options accept but no session method runs: a bug, not a silent skip
-        raise ValueError(f"no session method for IMAP step {step!r}")
 
 
 class HeldSessionUser(ImapUser):
@@ -268,7 +252,7 @@ class HeldSessionUser(ImapUser):
                 session.connect()
                 session.login(self._credential())
             for step in self.config.held_steps:
-                _run_step(session, step, self.config.idle_seconds)
+                steptable.run_step(session, step, self.config)
         except StepFailure:
             pass  # torn down; the next round reconnects
 

@@ -29,10 +29,10 @@ from loadtest.agent.discover import discover
 from loadtest.agent.logerrors import LogErrorSampler
 from loadtest.agent.store import RingStore, prometheus_text, series_payload
 from loadtest.collectors import CollectorConfig, CollectorSet
+from loadtest.core.signals import AGENT_COLLECTORS
 from loadtest.errors import UsageError
 
 log = logging.getLogger("loadtest.agent")
-AGENT_COLLECTORS = ("master", "processes", "backlog", "machine", "canary")
 DEFAULT_PORT = 9143
 
 

@@ -10,6 +10,8 @@ import operator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from loadtest.imap.steptable import CONNECT, LOGIN, LOGOUT
+
 FORMAT = 1
 
 CPU_METHOD = ("user+system CPU of the generator process (getrusage RUSAGE_SELF) over the "
@@ -83,7 +85,7 @@ def completed(raw: dict[str, Any], step: str) -> int:
 def churn_figures(raw: dict[str, Any], path: str, against: str) -> list[Figure]:
     """CPU per session and sessions/s of one churn run (``path`` lean or imapclient,
     ``against`` responder or cyrus). A session counts when its LOGOUT succeeded."""
-    sessions = completed(raw, "LOGOUT")
+    sessions = completed(raw, LOGOUT)
     cpu = window_cpu(raw)
     wall = float(raw["wall_seconds"])
     detail = {"sessions": sessions, "users": raw["users"], "wall_s": round(wall, 3),
@@ -113,12 +115,12 @@ SERVER_CPU_METHOD = ("user+system CPU of Cyrus' master, its live imapds and the 
 def tls_churn_figures(raw: dict[str, Any], mode: str) -> list[Figure]:
     """Generator and Cyrus CPU per session and sessions/s of one lean churn run over ``mode``
     (plain, implicit, starttls, implicit+resume, starttls+resume), all against one deployment."""
-    sessions = completed(raw, "LOGOUT")
+    sessions = completed(raw, LOGOUT)
     server_cpu = raw.get("server_cpu_seconds")
     key = mode.replace("+", "_")
     detail = {"sessions": sessions, "wall_s": round(float(raw["wall_seconds"]), 3),
               "failures": raw.get("total_failures", 0),
-              "connect_p50_ms": raw.get("steps", {}).get("CONNECT", {}).get("p50_ms")}
+              "connect_p50_ms": raw.get("steps", {}).get(CONNECT, {}).get("p50_ms")}
     return [
         Figure(f"tls_{key}_generator_cpu_us", f"lean churn over {mode}: generator CPU per session",
                _round(ratio(window_cpu(raw), sessions, 1e6)), "µs",
@@ -134,7 +136,7 @@ def tls_churn_figures(raw: dict[str, Any], mode: str) -> list[Figure]:
 
 def tls_flood_figures(raw: dict[str, Any], mode: str) -> list[Figure]:
     """Connect-greeting-RST cycles/s over ``mode`` and what each costs Cyrus."""
-    cycles = completed(raw, "CONNECT")
+    cycles = completed(raw, CONNECT)
     key = mode.replace("+", "_")
     server_cpu = raw.get("server_cpu_seconds")
     return [
@@ -153,7 +155,7 @@ def tls_flood_figures(raw: dict[str, Any], mode: str) -> list[Figure]:
 def flood_figure(raw: dict[str, Any], against: str = "responder", login: bool = False) -> Figure:
     """Reconnect-flood cycles per generator core-second. A cycle: a CONNECT success (greeting
     read), or with ``login`` a LOGIN success (connect, greeting, LOGIN)."""
-    step = "LOGIN" if login else "CONNECT"
+    step = LOGIN if login else CONNECT
     cycles = completed(raw, step)
     cpu = window_cpu(raw)
     what = "connect-greeting-LOGIN-RST" if login else "connect-greeting-RST"
@@ -188,7 +190,7 @@ def held_figures(raw: dict[str, Any], wanted: int) -> list[Figure]:
 def open_loop_figure(raw: dict[str, Any], capacity: float, share: float,
                      against: str = "cyrus") -> Figure:
     lag = raw.get("schedule_lag", {})
-    sessions = completed(raw, "LOGOUT")
+    sessions = completed(raw, LOGOUT)
     wall = float(raw["wall_seconds"])
     offered = float(raw.get("rate_per_user", 0.0)) * raw["users"]
     detail = {"capacity_sessions_per_s": _round(capacity), "share": share,

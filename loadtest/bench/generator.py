@@ -24,6 +24,8 @@ import sys
 import time
 from typing import Any
 
+from loadtest.imap.steptable import CONNECT, LIST, LOGIN, LOGOUT, NOOP
+
 
 def rss_bytes() -> int:
     """Resident set size of this process, from /proc/self/statm."""
@@ -73,7 +75,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     from loadtest import plugin, users
     from loadtest.batch import attach_recorder
     from loadtest.bench.responder import raise_nofile
-    from loadtest.core.steps import StepRecorder
+    from loadtest.core.steps import REQUEST_TYPE, StepRecorder
 
     raise_nofile()
     kind = spec["kind"]
@@ -96,16 +98,16 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         if kind == "held":
             # Every user logged in: LOGIN successes reach the user count.
             while time.monotonic() < deadline:
-                login = stats.entries.get(("LOGIN", "IMAP"))
+                login = stats.entries.get((LOGIN, REQUEST_TYPE))
                 if login is not None and login.num_requests - login.num_failures >= count:
                     break
                 gevent.sleep(0.2)
             gevent.sleep(float(spec.get("settle", 1.0)))
             out["rss_before_bytes"] = rss0
             out["rss_after_bytes"] = rss_bytes()
-            out["logged_in"] = _entry(stats, "LOGIN")["requests"] - _entry(stats, "LOGIN")["failures"]
+            out["logged_in"] = _entry(stats, LOGIN)["requests"] - _entry(stats, LOGIN)["failures"]
             out["spawn_seconds"] = time.monotonic() - spawn_t0
-            out["steps"] = {n: _entry(stats, n) for n in ("CONNECT", "LOGIN", "NOOP")}
+            out["steps"] = {n: _entry(stats, n) for n in (CONNECT, LOGIN, NOOP)}
             return out
         while runner.user_count < count and time.monotonic() < deadline:
             gevent.sleep(0.05)
@@ -121,7 +123,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         out["wall_seconds"] = wall1 - wall0
         out["user_cpu_seconds"] = cpu1[0] - cpu0[0]
         out["system_cpu_seconds"] = cpu1[1] - cpu0[1]
-        out["steps"] = {n: _entry(stats, n) for n in ("CONNECT", "LOGIN", "LIST", "LOGOUT")}
+        out["steps"] = {n: _entry(stats, n) for n in (CONNECT, LOGIN, LIST, LOGOUT)}
         out["schedule_lag"] = _entry(stats, "SCHEDULE_LAG", "PACING")
         out["total_failures"] = stats.total.num_failures
         return out

@@ -22,7 +22,8 @@ added by ``add_arguments(parser)``.
 
 Modules: ``parsers`` and ``stall`` are pure (tested on literal data); ``probe`` (sockets),
 ``samplers`` (/proc, files), ``runtime`` (gevent or threads, the fixed clock) do the I/O;
-``series`` is the shared store. Signal names are listed in docs/internals.md.
+``series`` is the shared store. Each collector and the signals it records are declared in
+``loadtest.core.signals``; ``collectorset`` registers the samplers of each with ``@collector``.
 """
 
 from loadtest.collectors.collectorset import CollectorSet

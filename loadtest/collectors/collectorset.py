@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,85 @@ from loadtest.collectors.samplers import (
     make_target,
 )
 from loadtest.core.series import SeriesStore
+from loadtest.core.signals import COLLECTORS
 from loadtest.deploy.replication import pairs as replication_pairs
 
 log = logging.getLogger("loadtest.collectors")
 FLUSH_INTERVAL_S = 1.0
+
+# What a collector's samplers are made for: the host once, each target, each replicated pair.
+HOST, TARGET, PAIR = "host", "target", "pair"
+
+
+@dataclass(frozen=True)
+class Factory:
+    make: Callable[..., Iterable[Any]]  # (ctx) / (ctx, target) / (ctx, master, replica, store)
+    per: str
+    probe_clock: bool  # ticks on the probe clock (--probe-rate), not the collector interval
+
+
+FACTORIES: dict[str, Factory] = {}
+
+
+def collector(name: str, per: str = TARGET, *, probe_clock: bool = False
+              ) -> Callable[[Callable[..., Iterable[Any]]], Callable[..., Iterable[Any]]]:
+    """Register the function that makes collector ``name``'s samplers; the name, its signals and
+    whether it runs by default are declared in loadtest.core.signals."""
+    if name not in COLLECTORS:
+        raise ValueError(f"collector {name!r} is not declared in loadtest.core.signals")
+
+    def register(make: Callable[..., Iterable[Any]]) -> Callable[..., Iterable[Any]]:
+        FACTORIES[name] = Factory(make, per, probe_clock)
+        return make
+
+    return register
+
+
+@collector("probe", probe_clock=True)
+def _probe(ctx: Context, target: Target) -> list[ProbeSampler]:
+    return [ProbeSampler(ctx, target)]
+
+
+@collector("master")
+def _master(ctx: Context, target: Target) -> list[MasterSampler]:
+    return [MasterSampler(ctx, target)]
+
+
+@collector("processes")
+def _processes(ctx: Context, target: Target) -> list[ProcessSampler]:
+    return [ProcessSampler(ctx, target)]
+
+
+@collector("backlog")
+def _backlog(ctx: Context, target: Target) -> list[BacklogSampler]:
+    return [BacklogSampler(ctx, target)]
+
+
+@collector("machine", HOST)
+def _machine(ctx: Context) -> list[MachineSampler]:
+    return [MachineSampler(ctx)]
+
+
+@collector("canary")
+def _canary(ctx: Context, target: Target) -> list[CanarySampler]:
+    return [CanarySampler(ctx, target, "data", target.data_dir),
+            CanarySampler(ctx, target, "proc", target.proc_dir)]
+
+
+@collector("errors")
+def _errors(ctx: Context, target: Target) -> list[CyrusErrorSampler]:
+    return [CyrusErrorSampler(ctx, target)] if target.log_file else []
+
+
+@collector("inodes")
+def _inodes(ctx: Context, target: Target) -> list[InodeSampler]:
+    return [InodeSampler(ctx, target)]
+
+
+@collector("replication", PAIR)
+def _replication(ctx: Context, master: Target, replica: Target,
+                 store_name: str | None) -> list[ReplicationSampler]:
+    return [ReplicationSampler(ctx, master, replica, store_name)]
 
 
 class CollectorSet:
@@ -51,33 +127,28 @@ class CollectorSet:
         self.clock = Clock()
         self.gaps = Gaps(store)
         self.ctx = Context(store, self.runtime, self.clock, self.config, self.gaps)
-        enabled = set(self.config.collectors)
         self.samplers: list[Any] = []
         self.probes: list[ProbeSampler] = []
-        if "machine" in enabled:
-            self.samplers.append(MachineSampler(self.ctx))
+        enabled = set(self.config.collectors)
+        chosen = [FACTORIES[name] for name in COLLECTORS if name in enabled]
+        # Host-wide samplers first, then each target's, then each replicated pair's.
+        for factory in chosen:
+            if factory.per == HOST:
+                self._add(factory, factory.make(self.ctx))
         for target in self.targets:
-            if "master" in enabled:
-                self.samplers.append(MasterSampler(self.ctx, target))
-            if "processes" in enabled:
-                self.samplers.append(ProcessSampler(self.ctx, target))
-            if "backlog" in enabled:
-                self.samplers.append(BacklogSampler(self.ctx, target))
-            if "canary" in enabled:
-                self.samplers.append(CanarySampler(self.ctx, target, "data", target.data_dir))
-                self.samplers.append(CanarySampler(self.ctx, target, "proc", target.proc_dir))
-            if "errors" in enabled and target.log_file:
-                self.samplers.append(CyrusErrorSampler(self.ctx, target))
-            if "inodes" in enabled:
-                self.samplers.append(InodeSampler(self.ctx, target))
-            if "probe" in enabled:
-                self.probes.append(ProbeSampler(self.ctx, target))
-        if "replication" in enabled:  # (master, replica, store) of each replicated store
-            for master, replica, store_name in replicas:
-                self.samplers.append(ReplicationSampler(self.ctx, master, replica, store_name))
+            for factory in chosen:
+                if factory.per == TARGET:
+                    self._add(factory, factory.make(self.ctx, target))
+        for factory in chosen:
+            if factory.per == PAIR:  # (master, replica, store) of each replicated store
+                for master, replica, store_name in list(replicas):
+                    self._add(factory, factory.make(self.ctx, master, replica, store_name))
         self._stop = threading.Event()
         self._started = False
         self.missed_ticks = 0
+
+    def _add(self, factory: Factory, samplers: Iterable[Any]) -> None:
+        (self.probes if factory.probe_clock else self.samplers).extend(samplers)
 
     @classmethod
     def from_deployment(cls, deployment: Any, store: SeriesStore,

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from loadtest.core.signals import COLLECTORS, DEFAULT_COLLECTORS
 from loadtest.errors import UsageError
 
-ALL_COLLECTORS = ("probe", "master", "processes", "backlog", "machine", "canary", "errors",
-                  "inodes", "replication")
-# inodes (inotify watches of the instance's tree) only when asked for: the lock-file scenario.
-DEFAULT_COLLECTORS = tuple(c for c in ALL_COLLECTORS if c != "inodes")
+ALL_COLLECTORS = COLLECTORS  # declared with their signals in loadtest.core.signals
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from loadtest.collectors.collectorset import CollectorSet
 from loadtest.collectors.config import ALL_COLLECTORS, CollectorConfig
 from loadtest.core.eventlog import EventLog
 from loadtest.core.series import Event, Sample, SeriesStore
+from loadtest.core.signals import SIGNALS
 from loadtest.deploy.deployment import load_deployment
 from loadtest.errors import UsageError
 from loadtest.safety import check_target
@@ -128,29 +129,32 @@ STATE_STYLES = {OK: "green", WARN: "yellow", BAD: "bold red", GAP: "bold magenta
 @dataclass(frozen=True)
 class Watched:
     signal: str
-    label: str
-    unit: str
+    label: str  # a row of its own: more words than a legend under a chart title
     combine: str = "sum"  # samples of one instance at one time (services, families): sum or max
     bad_above: str | float | None = None  # a CollectorConfig field (seconds) or a number
     scale: float = 1.0  # the threshold field's unit -> the signal's (s -> ms: 1000)
     bad_at_zero: bool = False
     decimals: int = 1
 
+    @property
+    def unit(self) -> str:
+        return SIGNALS[self.signal].unit  # declared in loadtest.core.signals
+
 
 WATCHED: tuple[Watched, ...] = (
-    Watched("greeting_latency_ms", "greeting (new connection)", "ms", "max",
-            "greeting_threshold", 1000.0),
-    Watched("held_noop_latency_ms", "held-session NOOP", "ms", "max", "held_threshold", 1000.0),
-    Watched("heartbeat_age_s", "master heartbeat age", "s", "max", "heartbeat_threshold"),
-    Watched("spawns_per_s", "spawns (master)", "/s"),
-    Watched("ready_workers", "ready workers", "", bad_at_zero=True, decimals=0),
-    Watched("active_children", "active children", "", decimals=0),
-    Watched("imapd_processes", "imapd processes", "", decimals=0),
-    Watched("listen_queue", "accept queue (Recv-Q)", "", "max", decimals=0),
-    Watched("listen_overflows", "listen overflows (host)", "", "max", decimals=0),
-    Watched("canary_data_ms", "fs canary, data partition", "ms", "max", 50.0),
-    Watched("load1", "load average", "", "max", decimals=2),
-    Watched("procs_running", "processes running", "", "max", decimals=0),
+    Watched("greeting_latency_ms", "greeting (new connection)", "max", "greeting_threshold",
+            1000.0),
+    Watched("held_noop_latency_ms", "held-session NOOP", "max", "held_threshold", 1000.0),
+    Watched("heartbeat_age_s", "master heartbeat age", "max", "heartbeat_threshold"),
+    Watched("spawns_per_s", "spawns (master)"),
+    Watched("ready_workers", "ready workers", bad_at_zero=True, decimals=0),
+    Watched("active_children", "active children", decimals=0),
+    Watched("imapd_processes", "imapd processes", decimals=0),
+    Watched("listen_queue", "accept queue (Recv-Q)", "max", decimals=0),
+    Watched("listen_overflows", "listen overflows (host)", "max", decimals=0),
+    Watched("canary_data_ms", "fs canary, data partition", "max", 50.0),
+    Watched("load1", "load average", "max", decimals=2),
+    Watched("procs_running", "processes running", "max", decimals=0),
 )
 
 

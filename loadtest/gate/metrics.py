@@ -29,7 +29,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from loadtest.imap.failures import STEPS  # the one list of IMAP steps; ALL = every step together
+from loadtest.core.signals import (  # noqa: F401  (LATENCY, ... are the gate's kind names)
+    COUNTER,
+    GATED_SIGNALS,
+    GAUGE,
+    LATENCY,
+    SOURCES,
+    SPREAD,
+    TALLY,
+)
+from loadtest.imap.steptable import STEPS  # the one table of IMAP steps; ALL = every step together
 
 ALL_STEPS = "ALL"
 
@@ -43,57 +52,8 @@ STEP_STATS = {
 PERCENTILE_STEP_STAT = re.compile(r"^p(\d{1,3}(?:\.\d+)?)_ms$")
 PERCENTILE_AGG = re.compile(r"^p(\d{1,3}(?:\.\d+)?)$")
 
-# Signal kinds decide which aggregations make sense and what a null sample means.
-LATENCY = "latency"  # a probe: null = no answer, counts as +inf in percentiles and max
-GAUGE = "gauge"  # a level sampled on the clock: null = not sampled, skipped
-COUNTER = "counter"  # a cumulative count: `increase` over the window, nulls skipped
-TALLY = "tally"  # a cumulative count of occurrences of something we did (re-points of a link)
-SPREAD = "spread"  # a gauge per label value (live imapds per executable), several per sample time
-
-SIGNALS: dict[str, str] = {
-    "greeting_latency_ms": LATENCY,
-    "connect_latency_ms": LATENCY,
-    "login_latency_ms": LATENCY,
-    "held_noop_latency_ms": LATENCY,
-    "canary_data_ms": LATENCY,
-    "canary_proc_ms": LATENCY,
-    "replication_lag_s": LATENCY,
-    "heartbeat_age_s": GAUGE,
-    "spawns_per_s": GAUGE,
-    "host_forks_per_s": GAUGE,
-    "ready_workers": GAUGE,
-    "active_children": GAUGE,
-    "max_children": GAUGE,
-    "imapd_processes": GAUGE,
-    "child_processes": GAUGE,
-    "process_spawns": GAUGE,
-    "process_exits": GAUGE,
-    "listen_queue": GAUGE,
-    "load1": GAUGE,
-    "procs_running": GAUGE,
-    "procs_blocked": GAUGE,
-    "cyrus_cpu_percent": GAUGE,
-    "generator_cpu_percent": GAUGE,
-    "step_rate_per_s": GAUGE,
-    "step_failures_per_s": GAUGE,
-    "step_p50_ms": LATENCY,
-    "step_p95_ms": LATENCY,
-    "master_forks_total": COUNTER,
-    "ready_fails_total": COUNTER,
-    "listen_overflows": COUNTER,
-    "listen_drops": COUNTER,
-    "cyrus_errors": COUNTER,  # IOERROR/DBERROR/fatal lines (syslog of ours, or the agent's log)
-    "agent_cpu_percent": GAUGE,
-    "host_cpu_system_percent": GAUGE,
-    "host_cpu_busy_percent": GAUGE,
-    "context_switches_per_s": GAUGE,
-    "host_processes": GAUGE,
-    "zombie_children": GAUGE,
-    "inode_creates_per_s": GAUGE,
-    "inode_unlinks_per_s": GAUGE,
-    "rotation": TALLY,
-    "imapd_binaries": SPREAD,
-}
+# The signals and their kinds come from their sources' declarations (loadtest.core.signals).
+SIGNALS: dict[str, str] = GATED_SIGNALS
 AGGREGATIONS = {
     LATENCY: ("min", "max", "mean", "last"),  # plus percentiles
     GAUGE: ("min", "max", "mean", "last"),  # plus percentiles
@@ -223,10 +183,15 @@ def describe_all() -> list[tuple[str, str]]:
     rows += [(f"STEP.{stat}", text) for stat, text in STEP_STATS.items()]
     rows.append(("STEP.pNN_ms", "percentile latency in ms, failures count as +inf"))
     rows.append(("STEP_vs_STEP.pNN_ratio", "one step's percentile over another's, same scope"))
-    for signal, kind in SIGNALS.items():
-        aggs = list(AGGREGATIONS[kind]) + (["pNN", "pNN_vs_baseline"]
-                                           if kind in PERCENTILE_KINDS else [])
-        rows.append((f"{signal}.{{{','.join(aggs)}}}", f"{kind} signal"))
+    for source in SOURCES:
+        for signal in source.signals:
+            if not signal.gated:
+                continue
+            kind = signal.kind
+            aggs = list(AGGREGATIONS[kind]) + (["pNN", "pNN_vs_baseline"]
+                                               if kind in PERCENTILE_KINDS else [])
+            unit = f" in {signal.unit}" if signal.unit else ""
+            rows.append((f"{signal.name}.{{{','.join(aggs)}}}", f"{kind} signal{unit}, from {source.name}"))
     for kind in EVENTS:
         rows.append((f"{kind}.{{{','.join(EVENT_STATS)}}}", f"{kind} events"))
     rows += [(f"{INTEGRITY}.{stat}", text) for stat, text in INTEGRITY_STATS.items()]

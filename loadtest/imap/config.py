@@ -15,6 +15,7 @@ from loadtest.core.credentials import Credential, pattern_credentials, read_user
 from loadtest.deploy.deployment import Deployment, InstanceInfo, load_deployment
 from loadtest.errors import UsageError
 from loadtest.imap import failures as f
+from loadtest.imap.steptable import CHURN, HELD, chosen_steps, missing_prerequisite
 from loadtest.imap.transport import (
     DISCONNECT_MODES,
     TLS_IMPLICIT,
@@ -37,8 +38,8 @@ from loadtest.settings import (
 )
 
 PER_CLASS = "per-class"  # --imap-disconnect: each user class keeps its own default
-CHURN_OPTIONAL_STEPS = (f.LIST, f.SELECT, f.STATUS, f.FETCH)
-HELD_STEPS = (f.NOOP, f.STATUS, f.IDLE)
+CHURN_OPTIONAL_STEPS = chosen_steps(CHURN)  # LIST, SELECT, STATUS, FETCH
+HELD_STEPS = chosen_steps(HELD)  # NOOP, STATUS, IDLE
 
 declare(
     Option("imap_host", "IMAP host to load (default: the instances in deployment.json)"),
@@ -77,11 +78,11 @@ declare(
            parse=positive_float),
     Option("imap_timeout", "seconds for the greeting and each response", default="10",
            parse=positive_float),
-    Option("imap_churn_steps", "churn steps after LOGIN, from LIST,SELECT,STATUS,FETCH",
+    Option("imap_churn_steps", f"churn steps after LOGIN, from {','.join(CHURN_OPTIONAL_STEPS)}",
            default="LIST", parse=name_list(CHURN_OPTIONAL_STEPS)),
     Option("imap_lean", "churn on the lean raw-socket path (LIST only) instead of imapclient",
            default=False, flag_only=True),
-    Option("imap_held_steps", "held-session steps each interval, from NOOP,STATUS,IDLE",
+    Option("imap_held_steps", f"held-session steps each interval, from {','.join(HELD_STEPS)}",
            default="NOOP", parse=name_list(HELD_STEPS)),
     Option("imap_held_interval", "seconds between held-session rounds", default="5",
            parse=positive_float),
@@ -151,12 +152,14 @@ def build_config(settings: Settings, require_credentials: bool = True) -> ImapCo
             targets.append(Target(inst.host, port_, inst.name, tls, ssl_context, _resume(settings)))
     slots = _slots(settings, targets, deployment, require_credentials)
     disconnect = settings["imap_disconnect"]
-    steps = settings["imap_churn_steps"]
-    if f.FETCH in steps and f.SELECT not in steps:
-        raise UsageError(
-            f"--imap-churn-steps {','.join(steps)} (from {settings.source('imap_churn_steps')}): "
-            "FETCH needs SELECT"
-        )
+    for kind in (CHURN, HELD):
+        name = f"imap_{kind}_steps"
+        unmet = missing_prerequisite(kind, settings[name])
+        if unmet:
+            raise UsageError(
+                f"--imap-{kind}-steps {','.join(settings[name])} (from {settings.source(name)}): "
+                f"{unmet[0]} needs {unmet[1]}"
+            )
     if settings["imap_multiplex"] and tls != TLS_NONE:
         raise UsageError(
             f"--imap-multiplex (from {settings.source('imap_multiplex')}) drives plain IMAP "
@@ -169,7 +172,7 @@ def build_config(settings: Settings, require_credentials: bool = True) -> ImapCo
         disconnect=disconnect,
         rate=settings["imap_rate"],
         wait=settings["imap_wait"],
-        churn_steps=tuple(s for s in CHURN_OPTIONAL_STEPS if s in steps),
+        churn_steps=tuple(s for s in CHURN_OPTIONAL_STEPS if s in settings["imap_churn_steps"]),
         lean=settings["imap_lean"],
         held_steps=tuple(s for s in HELD_STEPS if s in settings["imap_held_steps"]),
         held_interval=settings["imap_held_interval"],

@@ -1,4 +1,5 @@
-"""IMAP step names and failure classes, and the mapping from exceptions to classes.
+"""IMAP failure classes and the mapping from exceptions to classes; the step names, declared
+in loadtest.imap.steptable, are re-exported here.
 
 Pure module: no Locust, no gevent. The class string is the whole failure message, so Locust's
 failure table keeps one row per (step, class) whatever the host, port, time or server text.
@@ -12,20 +13,21 @@ import ssl
 
 from loadtest.core.steps import REQUEST_TYPE  # noqa: F401  (users fire their steps with it)
 
-# Step names: the Locust request name of each timed step (docs/internals.md).
-CONNECT = "CONNECT"
-LOGIN = "LOGIN"
-LIST = "LIST"
-SELECT = "SELECT"
-STATUS = "STATUS"
-FETCH = "FETCH"
-NOOP = "NOOP"
-IDLE = "IDLE"
-LOGOUT = "LOGOUT"
-CREATE = "CREATE"
-APPEND = "APPEND"
-STEPS = (CONNECT, LOGIN, LIST, SELECT, STATUS, FETCH, NOOP, IDLE, LOGOUT, CREATE, APPEND)
-
+# Sessions and users name their steps f.LOGIN, f.LIST, ...
+from loadtest.imap.steptable import (  # noqa: F401
+    APPEND,
+    CONNECT,
+    CREATE,
+    FETCH,
+    IDLE,
+    LIST,
+    LOGIN,
+    LOGOUT,
+    NOOP,
+    SELECT,
+    STATUS,
+    STEPS,
+)
 
 # Failure classes.
 REFUSED = "refused"

@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from loadtest.core.series import Event, Sample, SeriesStore  # noqa: E402
+from loadtest.core.signals import drawn_on  # noqa: E402
+from loadtest.core.signals import label as signal_label  # noqa: E402
 
 # Labels that tell lines of one signal apart (others, like "why" or "dir", do not).
 GROUP_LABELS = ("step", "service", "family")
@@ -27,10 +29,9 @@ PHASE_COLOURS = ("#f2f2f2", "#e3ecf7")
 
 @dataclass(frozen=True)
 class Panel:
-    name: str  # file name stem: plot-<name>.png
+    name: str  # file name stem: plot-<name>.png; signals name it as their panel (core.signals)
     title: str
     ylabel: str
-    signals: tuple[str, ...]
     log: bool = False
     dashed: tuple[str, ...] = ()  # signals drawn dashed (e.g. p50 beside p95)
     # signal -> (labels that still split lines, "sum" or "max"): samples of the same second
@@ -41,61 +42,41 @@ class Panel:
     # Per-second counts: a second without a sample had none (drawn as 0, not as a ramp across it).
     zero_filled: tuple[str, ...] = ()
 
+    @property
+    def signals(self) -> tuple[str, ...]:
+        """The signals on the left axis: those declared on this panel, in declaration order."""
+        return tuple(s for s in drawn_on(panel=self.name) if s not in self.right)
+
 
 PANELS = (
     Panel("request-rate", "Requests per second by step; failures dashed (lines of equal rate "
-          "are drawn thick to thin, so none hides another)",
-          "requests/s", ("step_rate_per_s", "step_failures_per_s"),
+          "are drawn thick to thin, so none hides another)", "requests/s",
           dashed=("step_failures_per_s",),
           combine=(("step_rate_per_s", ("step",), "sum"), ("step_failures_per_s", (), "sum")),
           zero_filled=("step_rate_per_s", "step_failures_per_s")),
     Panel("step-latency", "Per-step latency, worst instance: p95 solid, p50 dashed (x: "
-          "percentile lost to failures)", "ms", ("step_p95_ms", "step_p50_ms"), log=True,
+          "percentile lost to failures)", "ms", log=True,
           dashed=("step_p50_ms",),
           combine=(("step_p95_ms", ("step",), "max"), ("step_p50_ms", ("step",), "max"))),
     Panel("greeting-vs-held", "New connection (probe) vs held session latency "
-          "(x: no answer)", "ms",
-          ("greeting_latency_ms", "connect_latency_ms", "login_latency_ms",
-           "held_noop_latency_ms"), log=True),
-    Panel("heartbeat", "Master heartbeat: age of stats/master.txt", "s", ("heartbeat_age_s",)),
+          "(x: no answer)", "ms", log=True),
+    Panel("heartbeat", "Master heartbeat: age of stats/master.txt", "s"),
     Panel("spawns", "Spawns per second: Cyrus's own counters (left); every fork on the host "
-          "(right)", "spawns/s", ("spawns_per_s", "process_spawns", "process_exits"),
-          right=("host_forks_per_s",), right_label="host forks/s", dashed=("host_forks_per_s",)),
-    Panel("workers", "Ready workers and active children (master)", "processes",
-          ("ready_workers", "active_children")),
-    Panel("processes", "Server processes", "processes", ("imapd_processes", "child_processes")),
-    Panel("backlog", "Listen backlog and overflows (host-wide, since start)", "connections",
-          ("listen_queue", "listen_overflows", "listen_drops")),
-    Panel("canary", "Filesystem canary: create+fsync+unlink", "ms",
-          ("canary_data_ms", "canary_proc_ms"), log=True),
-    Panel("load", "Machine load", "load / processes", ("load1", "procs_running", "procs_blocked")),
-    Panel("cpu", "CPU of Cyrus and of the generator", "%",
-          ("cyrus_cpu_percent", "generator_cpu_percent")),
+          "(right)", "spawns/s", right=("host_forks_per_s",), right_label="host forks/s",
+          dashed=("host_forks_per_s",)),
+    Panel("workers", "Ready workers and active children (master)", "processes"),
+    Panel("processes", "Server processes", "processes"),
+    Panel("backlog", "Listen backlog and overflows (host-wide, since start)", "connections"),
+    Panel("canary", "Filesystem canary: create+fsync+unlink", "ms", log=True),
+    Panel("load", "Machine load", "load / processes"),
+    Panel("cpu", "CPU of Cyrus and of the generator", "%"),
 )
-
-# What the legends say (the live tab's words), instead of signal names.
-SIGNAL_LABELS = {
-    "step_rate_per_s": "{step}", "step_failures_per_s": "failures (all steps)",
-    "step_p95_ms": "{step} p95", "step_p50_ms": "{step} p50",
-    "greeting_latency_ms": "greeting (probe)", "connect_latency_ms": "TCP connect (probe)",
-    "login_latency_ms": "LOGIN (probe)", "held_noop_latency_ms": "held-session NOOP",
-    "heartbeat_age_s": "seconds since master's last write",
-    "spawns_per_s": "spawns (master)", "process_spawns": "new children",
-    "process_exits": "exited children", "host_forks_per_s": "host forks",
-    "ready_workers": "ready workers", "active_children": "active children",
-    "imapd_processes": "imapd processes", "child_processes": "children",
-    "listen_queue": "accept queue (Recv-Q)", "listen_overflows": "listen overflows",
-    "listen_drops": "listen drops", "canary_data_ms": "data partition",
-    "canary_proc_ms": "proc directory", "load1": "load average (1 min)",
-    "procs_running": "processes running", "procs_blocked": "processes blocked",
-    "cyrus_cpu_percent": "Cyrus", "generator_cpu_percent": "generator",
-}
 TITLE_SIZE, LABEL_SIZE, TICK_SIZE, LEGEND_SIZE = 13, 11, 10, 10
 
 
 def line_label(signal: str, labels: dict[str, Any], instance: str | None) -> str:
     """A legend entry: the signal's words, then what tells its lines apart."""
-    text = SIGNAL_LABELS.get(signal, signal)
+    text = signal_label(signal)
     if "{step}" in text:
         text = text.format(step=labels.get("step", "all steps"))
     extra = "/".join(str(labels[k]) for k in ("service", "family") if k in labels)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from loadtest.core.runfolder import RUN_FILE, run_header
 from loadtest.core.series import SeriesStore
-from loadtest.core.steps import StepRecorder
+from loadtest.core.steps import REQUEST_TYPE, StepRecorder
+from loadtest.imap.steptable import CONNECT, LIST, LOGIN, LOGOUT, NOOP
 
 T0 = 1_700_000_000.0
 PHASES = (("warmup", 0.0, 10.0), ("churn-ramp", 10.0, 40.0), ("reconnect-flood", 40.0, 55.0),
@@ -69,7 +70,7 @@ def synthetic_run(seed: int = 7, instances: tuple[str, ...] = ("slot1",),
         for instance in instances:
             for _held in range(20):
                 t = T0 + second + rng.random()
-                recorder.on_request("IMAP", "NOOP", rng.lognormvariate(math.log(0.6), 0.3),
+                recorder.on_request(REQUEST_TYPE, NOOP, rng.lognormvariate(math.log(0.6), 0.3),
                                     False, phase, instance, t=t)
             if phase == "churn-ramp":
                 sessions = int(scale * (20 + 8 * (second - 10)))
@@ -84,12 +85,12 @@ def synthetic_run(seed: int = 7, instances: tuple[str, ...] = ("slot1",),
                 if stalled(offset):
                     greeting += (STALL[1] - offset) * 1000.0
                 lost = phase == "reconnect-flood" and rng.random() < 0.01
-                recorder.on_request("IMAP", "CONNECT", 0.3 if lost else greeting, lost, phase,
+                recorder.on_request(REQUEST_TYPE, CONNECT, 0.3 if lost else greeting, lost, phase,
                                     instance, t=t)
                 if lost:
                     continue
-                for step, median in (("LOGIN", 3.0), ("LIST", 1.5), ("LOGOUT", 0.8)):
-                    recorder.on_request("IMAP", step, rng.lognormvariate(math.log(median), 0.5),
+                for step, median in ((LOGIN, 3.0), (LIST, 1.5), (LOGOUT, 0.8)):
+                    recorder.on_request(REQUEST_TYPE, step, rng.lognormvariate(math.log(median), 0.5),
                                         False, phase, instance, t=t)
     recorder.emit_per_second(store)
 

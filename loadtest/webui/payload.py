@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtest.core.series import Event, Sample
+from loadtest.core.signals import SIGNALS, drawn_on, label
 
 # Events drawn on every chart. Phases label the time axis; the rest are shaded bands.
 MARKED_EVENT_KINDS = ("stall", "heartbeat_gap", "fault", "collector_gap", "phase")
@@ -28,13 +29,22 @@ class Line:
 
 @dataclass(frozen=True)
 class Chart:
-    key: str
+    key: str  # signals name it as their chart (loadtest.core.signals)
     title: str
-    unit: str  # after values in the legend and on the top tick
-    lines: tuple[Line, ...]
     axis: str = ""  # the value axis' title
     log: bool = False  # latencies: a 1 s spike must not flatten 2 ms to the floor
     integer: bool = False  # counts: whole-number ticks
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        """The signals declared on this chart, in declaration order, with their labels."""
+        return tuple(Line(name, label(name)) for name in drawn_on(chart=self.key))
+
+    @property
+    def unit(self) -> str:
+        """After values in the legend and on the top tick: the lines' unit when they share one."""
+        units = {SIGNALS[line.signal].unit for line in self.lines}
+        return units.pop() if len(units) == 1 else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "title": self.title, "unit": self.unit, "axis": self.axis,
@@ -43,32 +53,15 @@ class Chart:
 
 
 CHARTS: tuple[Chart, ...] = (
-    Chart("latency", "New-connection greeting vs held-session NOOP", "ms", (
-        Line("greeting_latency_ms", "greeting (probe)"),
-        Line("held_noop_latency_ms", "held-session NOOP"),
-    ), axis="ms (log)", log=True),
-    Chart("heartbeat", "Master heartbeat: seconds since master.txt was written", "s", (
-        Line("heartbeat_age_s", "age of master.txt"),
-    ), axis="seconds"),
-    Chart("spawns", "Spawns per second (master)", "/s", (
-        Line("spawns_per_s", "imapd spawns/s"),
-    ), axis="spawns/s"),
-    Chart("workers", "Ready workers and imapd processes", "", (
-        Line("ready_workers", "ready workers"),
-        Line("imapd_processes", "imapd processes"),
-    ), axis="processes", integer=True),
-    Chart("backlog", "Listen backlog", "", (
-        Line("listen_queue", "accept queue (Recv-Q)"),
-        Line("listen_overflows", "listen overflows (host, since start)"),
-    ), axis="connections", integer=True),
-    Chart("canary", "Filesystem canary (create + unlink)", "ms", (
-        Line("canary_data_ms", "data partition"),
-        Line("canary_proc_ms", "proc directory"),
-    ), axis="ms (log)", log=True),
-    Chart("load", "Load average", "", (
-        Line("load1", "load1"),
-        Line("procs_running", "procs running"),
-    ), axis="load / processes"),
+    Chart("latency", "New-connection greeting vs held-session NOOP", axis="ms (log)", log=True),
+    Chart("heartbeat", "Master heartbeat: seconds since master.txt was written",
+          axis="seconds"),
+    Chart("spawns", "Spawns per second (master)", axis="spawns/s"),
+    Chart("workers", "Ready workers and imapd processes", axis="processes", integer=True),
+    Chart("backlog", "Listen backlog and overflows (host-wide, since start)", axis="connections",
+          integer=True),
+    Chart("canary", "Filesystem canary (create + unlink)", axis="ms (log)", log=True),
+    Chart("load", "Load average", axis="load / processes"),
 )
 CHARTED_SIGNALS = frozenset(line.signal for chart in CHARTS for line in chart.lines)
 
