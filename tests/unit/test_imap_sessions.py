@@ -4,7 +4,11 @@ tests/integration."""
 
 from __future__ import annotations
 
+import hashlib
+import imaplib
+import inspect
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from loadtest.deploy.instance import free_port
 from loadtest.imap import failures as f
 from loadtest.imap.lean import LeanSession
 from loadtest.imap.response import fetch_messages
+from loadtest.imap.session import IMAPLIB_CONNECT_SHA256
 from loadtest.imap.testing import (
     BAD,
     BYE,
@@ -225,3 +230,12 @@ def test_tls_unknown_ca_is_a_tls_failure(kind: str, certificate: tuple[Path, Pat
         # System CAs only: the self-signed certificate does not verify.
         target = Target("127.0.0.1", server.port, tls=TLS_IMPLICIT, ssl_context=make_ssl_context(None))
         assert _fail(kind, Recorder(), target, "CONNECT") == f.TLS
+
+
+def test_the_imapclient_path_mirrors_this_pythons_imaplib_connect() -> None:
+    # _PhasedIMAP4._connect is imaplib's _connect with a fixed tag prefix and the greeting's
+    # capabilities: when imaplib's changes (a newer Python), the mirror must be checked again.
+    source = inspect.getsource(imaplib.IMAP4._connect)
+    assert hashlib.sha256(source.encode()).hexdigest() == IMAPLIB_CONNECT_SHA256, (
+        f"imaplib's IMAP4._connect differs in Python {sys.version.split()[0]}: compare it with "
+        f"_PhasedIMAP4._connect in loadtest/imap/session.py, then update IMAPLIB_CONNECT_SHA256")
