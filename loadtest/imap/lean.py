@@ -4,7 +4,8 @@ Same steps, step names, failure classes and ``Reporter`` as :mod:`loadtest.imap.
 little Python and as few system calls per step as we can: one ``send`` per command, one
 ``recv`` per response in the common case (on gevent, after waiting for readability rather than
 after a failed recv), commands pre-encoded once per user, and the tagged
-status found by looking only at the last line of what arrived.
+status found by looking only at the last line of what arrived. The bytes go through
+:class:`loadtest.core.imapwire.Wire`, as the probe's and provisioning's do.
 """
 
 from __future__ import annotations
