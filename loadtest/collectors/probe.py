@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.core.credentials import Credential, quote, read_users_file
+from loadtest.core.credentials import Credential, read_users_file
+from loadtest.core.imapwire import Wire, login_line, open_socket
 from loadtest.imap.failures import (
     AUTH_REJECTED,
     CONNECTION_LOST,
@@ -41,23 +42,6 @@ def read_users(path: str | Path, limit: int = 2) -> list[Credential]:
     return read_users_file(path, "the deployment's users file")[:limit]
 
 
-def _login_line(tag: str, creds: Credential) -> bytes:
-    return b"%s LOGIN %s %s\r\n" % (tag.encode(), quote(creds.username), quote(creds.password))
-
-
-def _open(host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection (Nagle off: commands are one small write each)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(timeout)
-        sock.connect((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 @dataclass(slots=True)
 class ProbeOutcome:
     """Seconds for each step that finished; ``failure`` names the step's failure class."""
@@ -70,25 +54,6 @@ class ProbeOutcome:
     timed_out: bool = False
 
 
-class _LineReader:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = b""
-
-    def line(self, deadline: float) -> bytes:
-        while b"\r\n" not in self.buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            self.sock.settimeout(remaining)
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-
 def probe_once(host: str, port: int, creds: Credential | None, timeout: float) -> ProbeOutcome:
     """One fresh connection: connect, greeting, LOGIN (when there are credentials), LOGOUT."""
     out = ProbeOutcome()
@@ -97,11 +62,11 @@ def probe_once(host: str, port: int, creds: Credential | None, timeout: float) -
     step = "connect"
     sock: socket.socket | None = None
     try:
-        sock = _open(host, port, timeout)
+        sock = open_socket(host, port, timeout, nodelay=True)
         out.connect = time.monotonic() - start
         step = "greeting"
-        reader = _LineReader(sock)
-        greeting = reader.line(deadline)
+        wire = Wire(sock, deadline)
+        greeting = wire.line()
         if greeting.startswith(b"* BYE"):
             raise ByeGreeting
         if not greeting.startswith(b"* OK"):
@@ -111,17 +76,14 @@ def probe_once(host: str, port: int, creds: Credential | None, timeout: float) -
             return out
         step = "login"
         sent = time.monotonic()
-        sock.sendall(_login_line("p1", creds))
-        while not (line := reader.line(deadline)).startswith(b"p1 "):
-            pass
-        if not line.startswith(b"p1 OK"):
+        answer = wire.command(login_line(b"p1 ", creds.username, creds.password), b"p1 ")
+        if not answer.startswith(b"p1 OK"):
             raise AuthRejected
         out.login = time.monotonic() - sent
         # LOGOUT politely but untimed, within what is left of the deadline.
         step = "logout"
-        sock.sendall(b"p2 LOGOUT\r\n")
-        while not reader.line(min(deadline, time.monotonic() + 1.0)).startswith(b"p2 "):
-            pass
+        wire.deadline = min(deadline, time.monotonic() + 1.0)
+        wire.command(b"p2 LOGOUT\r\n", b"p2 ")
     except Exception as exc:
         if step != "logout":  # measured already: how the goodbye went does not matter
             failure = classify(exc, PHASES[step])
@@ -212,17 +174,14 @@ class HeldSession:
                 self.on_result(t, elapsed if why == RESPONSE_TIMEOUT else None, why)
 
     def _connect(self) -> None:
-        deadline = time.monotonic() + self.timeout
         sock: socket.socket | None = None
         try:
-            sock = _open(self.host, self.port, self.timeout)
-            reader = _LineReader(sock)
-            if not reader.line(deadline).startswith(b"* OK"):
+            sock = open_socket(self.host, self.port, self.timeout, nodelay=True)
+            wire = Wire(sock, time.monotonic() + self.timeout)
+            if not wire.line().startswith(b"* OK"):
                 raise ConnectionError("no OK greeting")
-            sock.sendall(_login_line("l1", self.creds))
-            while not (line := reader.line(deadline)).startswith(b"l1 "):
-                pass
-            if not line.startswith(b"l1 OK"):
+            login = login_line(b"l1 ", self.creds.username, self.creds.password)
+            if not wire.command(login, b"l1 ").startswith(b"l1 OK"):
                 raise AuthRejected
         except (AuthRejected, OSError) as exc:  # TimeoutError and ConnectionError are OSErrors
             if sock is not None:
@@ -234,6 +193,7 @@ class HeldSession:
                 self.last_error = f"held session: {why}"
             return
         sock.settimeout(None)
+        wire.deadline = None
         with self._lock:
             self._connecting = False
             if self._closed:
@@ -241,29 +201,25 @@ class HeldSession:
                 return
             self._sock = sock
             self.last_error = None
-        self._read_loop(sock, reader.buf)
+        self._read_loop(wire)
 
-    def _read_loop(self, sock: socket.socket, buf: bytes) -> None:
+    def _read_loop(self, wire: Wire) -> None:
+        """The answers to the pipelined NOOPs, until the connection ends."""
         while True:
-            while b"\r\n" in buf:
-                line, buf = buf.split(b"\r\n", 1)
-                tag = line.split(b" ", 1)[0].decode(errors="replace")
-                with self._lock:
-                    entry = self._outstanding.pop(tag, None)
-                if entry is not None:
-                    t, sent = entry
-                    if line.split(b" ", 2)[1:2] == [b"OK"]:
-                        self.on_result(t, time.monotonic() - sent, None)
-                    else:
-                        self.on_result(t, None, PROTOCOL_ERROR)
             try:
-                chunk = sock.recv(4096)
-            except OSError:
-                chunk = b""
-            if not chunk:
+                line = wire.line()
+            except OSError:  # closed by the server, or by _drop's shutdown()
                 with self._lock:
-                    mine = self._sock is sock
+                    mine = self._sock is wire.sock
                 if mine:
                     self._drop(CONNECTION_LOST)
                 return
-            buf += chunk
+            tag = line.split(b" ", 1)[0].decode(errors="replace")
+            with self._lock:
+                entry = self._outstanding.pop(tag, None)
+            if entry is not None:
+                t, sent = entry
+                if line.split(b" ", 2)[1:2] == [b"OK"]:
+                    self.on_result(t, time.monotonic() - sent, None)
+                else:
+                    self.on_result(t, None, PROTOCOL_ERROR)

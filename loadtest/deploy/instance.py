@@ -17,6 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from loadtest.core.imapwire import Wire, open_socket
 from loadtest.deploy.binaries import DEB_PACKAGES, CyrusPrograms, resolve
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.procs import pid_alive, pids_mentioning, terminate, wait_gone
@@ -210,11 +211,11 @@ def wait_for_greeting(info: InstanceInfo, *, timeout: float,
             raise StartError(f"master of {info.name} exited with status {proc.returncode} "
                              f"before greeting\n{log_tail(info)}")
         try:
-            with socket.create_connection((info.host, info.port), timeout=2.0) as sock:
-                greeting = sock.recv(4096).decode("ascii", "replace")
+            with open_socket(info.host, info.port, timeout=2.0) as sock:
+                greeting = Wire(sock).line().decode("ascii", "replace")
                 if greeting.startswith("* OK"):
-                    return greeting.strip()
-                last_error = f"unexpected greeting {greeting.strip()[:80]!r}"
+                    return greeting
+                last_error = f"unexpected greeting {greeting[:80]!r}"
         except OSError as exc:
             last_error = exc.strerror or str(exc)
         if _log_says_bind_failed(info):

@@ -12,7 +12,6 @@ import csv
 import functools
 import os
 import secrets
-import socket
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from string import Template
 
 from loadtest.core.credentials import quote
+from loadtest.core.imapwire import Wire, literal_prefix, open_socket
 from loadtest.deploy.deployment import InstanceInfo
 from loadtest.deploy.render import SERVERNAME
 from loadtest.paths import fixtures_dir
@@ -100,21 +100,11 @@ class AdminConnection:
     every tagged answer. One round trip per batch instead of one per command."""
 
     def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
-        self._sock = socket.create_connection((host, port), timeout=timeout)
-        self._buffer = b""
+        self._wire = Wire(open_socket(host, port, timeout))
         self._tag = 0
-        greeting = self._read_line()
+        greeting = self._wire.line()
         if not greeting.startswith(b"* OK"):
             raise RuntimeError(f"unexpected greeting {greeting[:80]!r}")
-
-    def _read_line(self) -> bytes:
-        while b"\r\n" not in self._buffer:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("server closed the connection")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\r\n", 1)
-        return line
 
     def pipeline(self, commands: Sequence[bytes], retries: int = TRANSIENT_RETRIES) -> None:
         """Run ``commands`` (without tags) in order; raise on the first NO or BAD. When the
@@ -141,11 +131,11 @@ class AdminConnection:
             tag = b"p%d" % self._tag
             tags.append(tag)
             out += tag + b" " + command + b"\r\n"
-        self._sock.sendall(out)
+        self._wire.send(bytes(out))
         pending = set(tags)
         failed = []
         while pending:
-            line = self._read_line()
+            line = self._wire.line()
             tag, _, rest = line.partition(b" ")
             if tag in pending:
                 pending.discard(tag)
@@ -156,7 +146,7 @@ class AdminConnection:
     def close(self) -> None:
         with contextlib.suppress(OSError, RuntimeError):
             self.pipeline([b"LOGOUT"])
-        self._sock.close()
+        self._wire.sock.close()
 
 
 _quote = quote  # the sessions' IMAP quoting (names and passwords here are ASCII)
@@ -173,7 +163,7 @@ def user_commands(user: TestUser, admin_user: str, folders: Sequence[str]) -> li
     if messages:
         append = bytearray(b"APPEND " + _quote(inbox))
         for message in messages:
-            append += b" () {%d+}\r\n" % len(message) + message
+            append += b" () " + literal_prefix(len(message), non_synchronizing=True) + message
         commands.append(bytes(append))
     return commands
 

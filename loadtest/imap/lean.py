@@ -4,7 +4,8 @@ Same steps, step names, failure classes and ``Reporter`` as :mod:`loadtest.imap.
 little Python and as few system calls per step as we can: one ``send`` per command, one
 ``recv`` per response in the common case (on gevent, after waiting for readability rather than
 after a failed recv), commands pre-encoded once per user, and the tagged
-status found by looking only at the last line of what arrived.
+status found by looking only at the last line of what arrived. The bytes go through
+:class:`loadtest.core.imapwire.Wire`, as the probe's and provisioning's do.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from loadtest.core.credentials import Credential, quote
+from loadtest.core.credentials import Credential
+from loadtest.core.imapwire import Wire, login_line, tagged_line, tagged_status
 from loadtest.imap import failures as f
-from loadtest.imap.response import appenduid, scan_response, tagged_line, tagged_status
+from loadtest.imap.response import appenduid
 from loadtest.imap.timed import TimedSession
 from loadtest.imap.transport import (
     DISCONNECT_LOGOUT,
@@ -30,8 +32,6 @@ from loadtest.imap.transport import (
     wrap_tls,
 )
 
-_RECV = 65536
-_CRLF = b"\r\n"
 # One fixed tag per command: commands are never pipelined, so tags need not be unique.
 _LOGIN_TAG = b"l "
 _LIST_TAG = b"s "
@@ -45,22 +45,41 @@ STARTTLS_COMMAND = b"t STARTTLS\r\n"
 
 def login_command(credential: Credential) -> bytes:
     """The LOGIN line for ``credential``, encoded once per simulated user."""
-    return b"l LOGIN " + quote(credential.username) + b" " + quote(credential.password) + _CRLF
+    return login_line(_LOGIN_TAG, credential.username, credential.password)
+
+
+def refusal(tag: bytes, status: bytes) -> Exception:
+    """What a tagged status other than OK (the three bytes after ``tag``) means: a refused
+    LOGIN, or a protocol error."""
+    if tag == _LOGIN_TAG and status in (b"NO ", b"BAD"):
+        return f.AuthRejected()
+    return f.ProtocolError("tagged " + status.decode("ascii", "replace"))
+
+
+class _GeventWire(Wire):
+    """On a plain gevent socket: wait until it is readable before the first recv of a read.
+    The reply is almost never there yet, and gevent's recv would first fail with EAGAIN (a
+    system call and a Python exception) before waiting. Not with TLS: decrypted bytes can sit
+    in the SSL object while the socket has nothing more to read."""
+
+    __slots__ = ()
+
+    def recv_first(self) -> bytes:
+        sock = self.sock
+        sock._wait(sock._read_event)
+        return self.recv()
 
 
 class LeanSession(TimedSession):
     """Connect, greet, LOGIN, LIST, LOGOUT or drop, on a plain (gevent) socket."""
 
-    __slots__ = ("sock", "_wait_first", "literal_plus", "_quickack")
+    __slots__ = ("wire", "_wire_class", "literal_plus", "_quickack")
 
     def __init__(self, target: Target, *args: Any, **kwargs: Any) -> None:
         super().__init__(target, *args, **kwargs)
-        self.sock: socket.socket | None = None
-        # On a plain gevent socket, wait until it is readable before each first recv: the reply
-        # is almost never there yet, and gevent's recv would first fail with EAGAIN (a system
-        # call and a Python exception) before waiting. Not with TLS: decrypted bytes can sit
-        # in the SSL object while the socket has nothing more to read.
-        self._wait_first = target.tls == TLS_NONE and hasattr(socket.socket, "_wait")
+        self.wire: Wire | None = None
+        self._wire_class = (_GeventWire if target.tls == TLS_NONE and hasattr(socket.socket, "_wait")
+                            else Wire)
         self.literal_plus = False  # the greeting announced LITERAL+ (non-synchronizing literals)
         # Cyrus does not set TCP_NODELAY with TLS, and Linux leaves quick-ACK mode after a few
         # segments: re-arm it before each response, or a reply written in two pieces waits
@@ -69,34 +88,35 @@ class LeanSession(TimedSession):
 
     @property
     def connected(self) -> bool:
-        return self.sock is not None
+        return self.wire is not None
 
     def connect(self) -> int:
         """CONNECT: TCP connect (+ TLS) until the greeting (+ STARTTLS). Returns bytes read."""
-        if self.sock is not None:
+        if self.wire is not None:
             self.abort()
         t0 = perf_counter()
         self.phase = f.PHASE_CONNECT
         target = self.target
         try:
-            sock = self.sock = connect_socket(target, self.connect_timeout)
+            sock = connect_socket(target, self.connect_timeout)
+            wire = self.wire = self._wire_class(sock)
             sock.settimeout(self.timeout)
             if target.tls == TLS_IMPLICIT:
                 self.phase = f.PHASE_TLS
-                sock = self.sock = wrap_tls(sock, target, self.tls_session)
+                wire.sock = wrap_tls(sock, target, self.tls_session)
             self.phase = f.PHASE_GREETING
-            greeting = self._read_line(sock)
+            greeting = wire.line()
             if not greeting.startswith((b"* OK", b"* PREAUTH")):
                 if greeting.startswith(b"* BYE"):
                     raise f.ByeGreeting()
                 raise f.ProtocolError("unexpected greeting")
-            length = len(greeting)
+            length = len(greeting) + 2
             self.literal_plus = b"LITERAL+" in greeting
             if target.tls == TLS_STARTTLS:
                 self.phase = f.PHASE_COMMAND
                 length += self._command(STARTTLS_COMMAND, _STARTTLS_TAG)
                 self.phase = f.PHASE_TLS
-                sock = self.sock = wrap_tls(sock, target, self.tls_session)
+                wire.sock = wrap_tls(sock, target, self.tls_session)
         except Exception as exc:
             self._fail(f.CONNECT, t0, exc)
         self.report(f.CONNECT, (perf_counter() - t0) * 1000.0, length, None)
@@ -121,8 +141,9 @@ class LeanSession(TimedSession):
         t0 = perf_counter()
         self.phase = f.PHASE_COMMAND
         try:
-            self._send(command)
-            data = self._response(tag)
+            wire: Any = self.wire  # connected here (else a bug in a user: AttributeError)
+            wire.send(command)
+            data = self._response(wire, tag)
             if check is not None:
                 check(data)
         except Exception as exc:
@@ -138,20 +159,16 @@ class LeanSession(TimedSession):
         the greeting announced it."""
         t0 = perf_counter()
         self.phase = f.PHASE_COMMAND
-        head = _APPEND_TAG + b"APPEND " + mailbox + b" {%d" % len(message)
         try:
-            if self.literal_plus:
-                self._send(head + b"+}\r\n" + message + _CRLF)
-            else:
-                self._send(head + b"}\r\n")
-                if not self._read_line(self.sock).startswith(b"+"):
-                    raise f.ProtocolError("no continuation for the literal")
-                self._send(message + _CRLF)
+            wire: Any = self.wire  # connected here (else a bug in a user: AttributeError)
+            if not wire.send_literal(_APPEND_TAG + b"APPEND " + mailbox + b" ", message,
+                                     self.literal_plus):
+                raise f.ProtocolError("no continuation for the literal")
             if cut:
-                sock, self.sock = self.sock, None
-                drop(sock, "reset")
+                self.wire = None
+                drop(wire.sock, "reset")
                 return None
-            data = self._response(_APPEND_TAG)
+            data = self._response(wire, _APPEND_TAG)
             uids = appenduid(tagged_line(data, len(data)))
         except Exception as exc:
             self._fail(f.APPEND, t0, exc)
@@ -159,20 +176,20 @@ class LeanSession(TimedSession):
         return uids
 
     def disconnect(self, mode: str) -> None:
-        if self.sock is None:
+        if self.wire is None:
             return
         if mode == DISCONNECT_LOGOUT:
             self.logout()
         else:
-            sock, self.sock = self.sock, None
-            self.keep_tls_session(sock)
-            drop(sock, mode)
+            wire, self.wire = self.wire, None
+            self.keep_tls_session(wire.sock)
+            drop(wire.sock, mode)
 
     def abort(self) -> None:
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            self.keep_tls_session(sock)
-            drop(sock, "close")
+        wire, self.wire = self.wire, None
+        if wire is not None:
+            self.keep_tls_session(wire.sock)
+            drop(wire.sock, "close")
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -186,73 +203,23 @@ class LeanSession(TimedSession):
             self._fail(step, t0, exc)
         self.report(step, (perf_counter() - t0) * 1000.0, length, None)
 
-    def _send(self, data: bytes) -> None:
-        sock: Any = self.sock  # connected here; gevent's socket (_wait, _read_event) under Locust
-        sent = sock.send(data)
-        if sent < len(data):
-            sock.sendall(data[sent:])
-
-    def _response(self, tag: bytes) -> bytes:
+    @staticmethod
+    def _response(wire: Wire, tag: bytes) -> bytes:
         """Read up to the tagged line of ``tag``, literals included; OK or ProtocolError."""
-        sock: Any = self.sock  # connected here; gevent's socket (_wait, _read_event) under Locust
-        if self._wait_first:
-            sock._wait(sock._read_event)
-        data = sock.recv(_RECV)
-        resume = 0
-        while True:
-            if not data:
-                raise EOFError
-            end, resume = scan_response(data, tag, resume)
-            if end is not None:
-                break
-            more = sock.recv(_RECV)
-            if not more:
-                raise EOFError
-            data += more
-        status = tagged_status(tagged_line(data, end), tag)
+        data = wire.response(tag)
+        status = tagged_status(tagged_line(data, len(data)), tag)
         if status != b"OK":
-            raise f.ProtocolError("tagged " + status.decode("ascii"))
-        return data[:end]
-
-    def _read_line(self, sock: Any) -> bytes:
-        if self._wait_first:
-            sock._wait(sock._read_event)
-        data = sock.recv(_RECV)
-        while not data.endswith(_CRLF):
-            more = sock.recv(_RECV)
-            if not more:
-                raise EOFError
-            data += more
+            raise f.ProtocolError("tagged " + status.decode("ascii") if status
+                                  else "malformed tagged response")
         return data
 
     def _command(self, command: bytes, tag: bytes) -> int:
         """Send one command and read up to its tagged response; returns bytes read."""
-        sock: Any = self.sock  # connected here; gevent's socket (_wait, _read_event) under Locust
-        # A command is far smaller than the socket buffer: one send() nearly always takes all
-        # of it, without sendall()'s Python loop (and its timeout) around it.
-        sent = sock.send(command)
-        if sent < len(command):
-            sock.sendall(command[sent:])
+        wire: Any = self.wire  # connected here (else a bug in a user: AttributeError)
+        wire.send(command)
         if self._quickack:
-            set_quickack(sock)
-        if self._wait_first:
-            sock._wait(sock._read_event)
-        data = sock.recv(_RECV)
-        while True:
-            if not data:
-                raise EOFError
-            if data.endswith(_CRLF):
-                # The tagged line is the last line of a complete response.
-                start = data.rfind(b"\n", 0, len(data) - 1) + 1
-                if data.startswith(tag, start):
-                    status = data[start + len(tag) : start + len(tag) + 3]
-                    if status == b"OK ":
-                        return len(data)
-                    if tag == _LOGIN_TAG and status in (b"NO ", b"BAD"):
-                        raise f.AuthRejected()
-                    raise f.ProtocolError("tagged " + status.decode("ascii", "replace"))
-            more = sock.recv(_RECV)
-            if not more:
-                raise EOFError
-            data += more
-
+            set_quickack(wire.sock)
+        status, length = wire.completion(tag)
+        if status != b"OK ":
+            raise refusal(tag, status)
+        return length

@@ -27,14 +27,15 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from loadtest.core.imapwire import CRLF, last_line_status
 from loadtest.imap import failures as f
 from loadtest.imap.lean import (
-    _CRLF,
     _LIST_TAG,
     _LOGIN_TAG,
     _LOGOUT_TAG,
     LIST_COMMAND,
     LOGOUT_COMMAND,
+    refusal,
 )
 from loadtest.imap.transport import DISCONNECT_LOGOUT, DISCONNECT_RESET, TLS_NONE, Target
 
@@ -232,10 +233,10 @@ class Multiplexer:
             return
         if conn.buffer:
             data = conn.buffer + data
-        if not data.endswith(_CRLF):
-            conn.buffer = data
-            return
         if conn.state == _GREETING:
+            if not data.endswith(CRLF):
+                conn.buffer = data
+                return
             if not data.startswith((b"* OK", b"* PREAUTH")):
                 bye = data.startswith(b"* BYE")
                 self._fail(conn, f.CONNECT, f.PHASE_GREETING,
@@ -246,18 +247,13 @@ class Multiplexer:
                                 conn.instance)
         else:
             step, phase, _command, tag = conn.program[conn.index]
-            start = data.rfind(b"\n", 0, len(data) - 1) + 1
-            if not data.startswith(tag, start):
-                conn.buffer = data  # untagged lines so far: the tagged one is still coming
+            status = last_line_status(data, tag)
+            if status is None:
+                conn.buffer = data  # an incomplete line, or untagged lines so far
                 return
             conn.buffer = b""
-            status = data[start + len(tag) : start + len(tag) + 3]
             if status != b"OK ":
-                if tag == _LOGIN_TAG and status in (b"NO ", b"BAD"):
-                    refusal: Exception = f.AuthRejected()
-                else:
-                    refusal = f.ProtocolError("tagged " + status.decode("ascii", "replace"))
-                self._fail(conn, step, phase, refusal, now)
+                self._fail(conn, step, phase, refusal(tag, status), now)
                 return
             self.report_success(f.REQUEST_TYPE, step, (now - conn.t0) * 1000.0, len(data),
                                 conn.instance)

@@ -1,6 +1,6 @@
-"""Reading whole IMAP responses: where a tagged response ends (literals included) and the few
-data items the integrity user and the audit need (APPENDUID, SELECT/STATUS counts, LIST names,
-FETCH UID and BODY[]).
+"""The few data items of whole IMAP responses that the integrity user and the audit need
+(APPENDUID, SELECT/STATUS counts, LIST names, FETCH UID and BODY[]). Where a response ends and
+its status: :mod:`loadtest.core.imapwire`.
 
 Pure module: bytes in, values out. Anything that does not parse raises
 :class:`loadtest.imap.failures.ProtocolError`, so a session reports it as ``protocol error``.
@@ -11,62 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from loadtest.core.imapwire import CRLF
 from loadtest.imap.failures import ProtocolError
 
-_CRLF = b"\r\n"
-_LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}$")
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _EXISTS = re.compile(rb"^\* (\d+) EXISTS\r?$", re.IGNORECASE | re.MULTILINE)
 _CODE_NUMBER = {name: re.compile(rb"\[" + name + rb" (\d+)\]", re.IGNORECASE)
                 for name in (b"UIDVALIDITY", b"UIDNEXT")}
 _MAILBOXID = re.compile(rb"MAILBOXID \(([^)\s]+)\)", re.IGNORECASE)
 _STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|UNSEEN|RECENT) (\d+)", re.IGNORECASE)
-
-
-def response_end(data: bytes, tag: bytes, start: int = 0) -> int | None:
-    """Index just past the tagged line of ``tag`` (``b"a "``) in ``data``, or None while the
-    response is incomplete. Skips literals (``{n}`` at a line's end is followed by n bytes that
-    may hold anything, a line that looks tagged too)."""
-    end, _resume = scan_response(data, tag, start)
-    return end
-
-
-def scan_response(data: bytes, tag: bytes, start: int = 0) -> tuple[int | None, int]:
-    """(end, resume): ``end`` as :func:`response_end`; while it is None, ``resume`` is where the
-    first incomplete line starts, so a reader scans only what is new after its next recv."""
-    pos = start
-    while True:
-        line_start = pos
-        eol = data.find(_CRLF, pos)
-        if eol < 0:
-            return None, line_start
-        # A logical line continues after each literal: find its real end.
-        while True:
-            match = _LITERAL_AT_END.search(data, pos, eol)
-            if match is None:
-                break
-            pos = eol + 2 + int(match.group(1))
-            if pos > len(data):
-                return None, line_start
-            eol = data.find(_CRLF, pos)
-            if eol < 0:
-                return None, line_start
-        if data.startswith(tag, line_start):
-            return eol + 2, line_start
-        pos = eol + 2
-
-
-def tagged_line(data: bytes, end: int) -> bytes:
-    """The tagged line of a complete response ending at ``end`` (without CRLF)."""
-    return data[data.rfind(b"\n", 0, end - 2) + 1 : end - 2]
-
-
-def tagged_status(line: bytes, tag: bytes) -> bytes:
-    """``OK``, ``NO`` or ``BAD`` of a tagged line (ProtocolError otherwise)."""
-    status = line[len(tag) : len(tag) + 3].rstrip()
-    if not line.startswith(tag) or status not in (b"OK", b"NO", b"BAD"):
-        raise ProtocolError("malformed tagged response")
-    return status
 
 
 def appenduid(line: bytes) -> tuple[int, int]:
@@ -105,7 +58,7 @@ def status_state(data: bytes) -> MailboxState:
     start = data.find(b"* STATUS ")
     if start < 0:
         raise ProtocolError("STATUS without its untagged response")
-    line = data[start : data.find(_CRLF, start)]
+    line = data[start : data.find(CRLF, start)]
     items = {k.upper(): int(v) for k, v in _STATUS_ITEM.findall(line)}
     if b"MESSAGES" not in items or b"UIDVALIDITY" not in items:
         raise ProtocolError("STATUS without MESSAGES or UIDVALIDITY")
@@ -117,7 +70,7 @@ def status_state(data: bytes) -> MailboxState:
 def list_names(data: bytes) -> list[str]:
     """Mailbox names of the ``* LIST`` lines (quoted or atoms; literals are not expected)."""
     names = []
-    for line in data.split(_CRLF):
+    for line in data.split(CRLF):
         if not line.startswith(b"* LIST "):
             continue
         close = line.find(b")")
@@ -197,7 +150,7 @@ def _value(data: bytes, pos: int) -> tuple[bytes | None, int]:
     c = data[pos : pos + 1]
     if c == b"{":
         close = data.find(b"}", pos)
-        if close < 0 or data[close + 1 : close + 3] != _CRLF:
+        if close < 0 or data[close + 1 : close + 3] != CRLF:
             raise ProtocolError("malformed literal")
         size = int(data[pos + 1 : close].rstrip(b"+"))
         start = close + 3

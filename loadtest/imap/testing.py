@@ -14,6 +14,7 @@ Also the tests' way to open a session on either path (``imapclient`` or ``lean``
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import ssl
 import threading
@@ -73,6 +74,7 @@ def logged_in_session(
 @dataclass
 class Connection:
     commands: list[str] = field(default_factory=list)  # command names, upper case (no arguments)
+    literals: list[bytes] = field(default_factory=list)  # the literals of the commands, in order
     end: str | None = None  # "logout", "fin", "rst", "server" (we dropped it), "error"
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -84,6 +86,11 @@ class FakeImapServer:
     ``other`` (every other command) in ok/no/bad/drop/stall. ``tls`` is None, "implicit" or
     "starttls" (then ``certfile``/``keyfile`` are needed). ``accept=False`` listens with a
     backlog of 0 and never accepts: once that queue is full, connects time out.
+
+    Literals in commands: ``{n}`` gets a ``+`` continuation, ``{n+}`` (LITERAL+, announced in
+    the greeting when ``literal_plus``) none; each literal is recorded, and APPEND answers
+    ``[APPENDUID 1 k]`` for its k-th message. ``untagged`` replaces the untagged lines answered
+    to a command (``{"FETCH": b"* 1 FETCH (UID 1 BODY[] {3}\\r\\nabc)\\r\\n"}``).
     """
 
     # Declared here: inside __init__ the parameter ``list`` hides the builtin.
@@ -103,9 +110,13 @@ class FakeImapServer:
         keyfile: str | None = None,
         accept: bool = True,
         stall_seconds: float = 30.0,
+        literal_plus: bool = False,
+        untagged: dict[str, bytes] | None = None,
     ) -> None:
         self.behaviour = {"GREETING": greeting, "LOGIN": login, "LIST": list, "LOGOUT": logout}
         self.other = other
+        self.literal_plus = literal_plus
+        self.untagged = {**_RESPONSES, **(untagged or {})}
         self.tls = tls
         self.accept = accept
         self.stall_seconds = stall_seconds
@@ -215,17 +226,18 @@ class FakeImapServer:
         if greeting == GARBAGE:
             sock.sendall(b"HELLO\r\n")
         else:
-            sock.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS IDLE AUTH=PLAIN] fake ready\r\n")
-        buf = b""
+            plus = b" LITERAL+" if self.literal_plus else b""
+            sock.sendall(b"* OK [CAPABILITY IMAP4rev1" + plus + b" STARTTLS IDLE AUTH=PLAIN] "
+                         b"fake ready\r\n")
+        reader = _CommandReader(sock, conn.literals)
         idling: bytes | None = None
+        appended = 0
         while True:
-            while b"\r\n" not in buf:
-                data = sock.recv(4096)
-                if not data:
-                    conn.end = conn.end or "fin"
-                    return
-                buf += data
-            line, _, buf = buf.partition(b"\r\n")
+            line = reader.line()
+            if line is None:
+                conn.end = conn.end or "fin"
+                return
+            sock = reader.sock  # after STARTTLS: the TLS socket
             if idling is not None:
                 if line.upper() == b"DONE":
                     sock.sendall(idling + b" OK Idle completed\r\n")
@@ -254,13 +266,67 @@ class FakeImapServer:
                 return
             if name == "STARTTLS":
                 sock.sendall(tag + b" OK Begin TLS negotiation now\r\n")
-                sock = self._tls().wrap_socket(sock, server_side=True)
+                reader.sock = self._tls().wrap_socket(sock, server_side=True)
                 continue
             if name == "IDLE":
                 sock.sendall(b"+ idling\r\n")
                 idling = tag
                 continue
-            sock.sendall(_RESPONSES.get(name, b"") + tag + b" OK Completed\r\n")
+            if name == "APPEND":
+                appended += 1
+                sock.sendall(tag + b" OK [APPENDUID 1 %d] Completed\r\n" % appended)
+                continue
+            sock.sendall(self.untagged.get(name, b"") + tag + b" OK Completed\r\n")
+
+
+class _CommandReader:
+    """A client's command lines, literals taken out (recorded in ``literals``): a synchronizing
+    literal ``{n}`` is answered with a ``+`` continuation before its bytes are read."""
+
+    def __init__(self, sock: socket.socket, literals: list[bytes]) -> None:
+        self.sock = sock
+        self.literals = literals
+        self._buffer = b""
+
+    def line(self) -> bytes | None:
+        """The next command line, each literal replaced by ``{}``; None at EOF."""
+        line = b""
+        while True:
+            part = self._until(b"\r\n")
+            if part is None:
+                return None
+            match = _LITERAL.search(part)
+            if match is None:
+                return line + part
+            line += part[: match.start()] + b"{}"
+            if not match.group(2):
+                self.sock.sendall(b"+ go ahead\r\n")
+            literal = self._exactly(int(match.group(1)))
+            if literal is None:
+                return None
+            self.literals.append(literal)
+
+    def _until(self, end: bytes) -> bytes | None:
+        while end not in self._buffer:
+            if not self._fill():
+                return None
+        part, _, self._buffer = self._buffer.partition(end)
+        return part
+
+    def _exactly(self, size: int) -> bytes | None:
+        while len(self._buffer) < size:
+            if not self._fill():
+                return None
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(4096)
+        self._buffer += data
+        return bool(data)
+
+
+_LITERAL = re.compile(rb"\{(\d+)(\+?)\}$")
 
 
 _RESPONSES = {

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from loadtest.collectors import CollectorConfig, CollectorSet, SeriesStore
-from loadtest.collectors.probe import _LineReader, probe_once, read_users
-from loadtest.core.credentials import Credential, quote
+from loadtest.collectors.probe import probe_once, read_users
+from loadtest.core.credentials import Credential
+from loadtest.core.imapwire import Wire, login_line
 from loadtest.deploy.deployment import Deployment
 
 pytestmark = pytest.mark.cyrus
@@ -46,15 +47,11 @@ def churn(deployment: Deployment, clients: int, *, hold: float = 0.0,
                     done[0] += 1
                 continue
             with socket.create_connection((info.host, info.port), timeout=10) as sock:
-                reader = _LineReader(sock)
-                end = time.monotonic() + 10
-                reader.line(end)
-                sock.sendall(b"a LOGIN " + quote(creds.username) + b" " + quote(creds.password)
-                             + b"\r\n")
-                while not reader.line(end).startswith(b"a "):
-                    pass
+                wire = Wire(sock, deadline=time.monotonic() + 10)
+                wire.line()
+                wire.command(login_line(b"a ", creds.username, creds.password), b"a ")
                 stop.wait(hold)
-                sock.sendall(b"b LOGOUT\r\n")
+                wire.send(b"b LOGOUT\r\n")
                 done[0] += 1
 
     threads = [threading.Thread(target=client, args=(users[i % len(users)],), daemon=True)

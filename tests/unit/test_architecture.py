@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "loadtest"
 LAYERS: list[set[str]] = [
     {"__init__", "errors"},                   # version, format version, exit codes
     {"paths", "tomllines", "safety", "settings"},  # generic helpers with no Cyrus knowledge
-    {"core"},                                 # run model: series, steps, run folder, parsers, credentials
+    {"core"},                                 # run model: series, steps, run folder, parsers, credentials,
+                                              # IMAP on the wire (imapwire)
     {"deploy"},                               # disposable Cyrus deployments
     {"imap"},                                 # timed IMAP sessions
     {"collectors", "integrity"},              # signals on a fixed clock; the mail-integrity audit

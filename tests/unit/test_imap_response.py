@@ -1,5 +1,5 @@
-"""Whole IMAP responses on literal bytes: where a tagged response ends, and the data items the
-integrity user and the audit read (loadtest.imap.response)."""
+"""Whole IMAP responses on literal bytes: the data items the integrity user and the audit read
+(loadtest.imap.response). Where a response ends: test_core_imapwire.py."""
 
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ from loadtest.imap.response import (
     appenduid,
     fetch_messages,
     list_names,
-    response_end,
-    scan_response,
     select_state,
     status_state,
-    tagged_line,
-    tagged_status,
 )
 
 # Cyrus 3.6's answers, as captured from a test deployment.
@@ -26,30 +22,6 @@ FETCH = (b"* OK Message 1 no longer exists\r\n"
          b"* 2 FETCH (UID 2 RFC822.SIZE 41 BODY[] {41}\r\nSubject: t\r\nX-Loadtest-Id: abc\r\n\r\n"
          b"hello\r\n)\r\n* 3 FETCH (FLAGS (\\Seen) UID 3 BODY[] {5}\r\nf OK )\r\n"
          b"f OK Completed (0.000 sec)\r\n")
-
-
-def test_response_end_skips_literals_that_look_tagged() -> None:
-    assert response_end(FETCH, b"f ") == len(FETCH)
-    # the second literal is "f OK " followed by ")": only the real tagged line ends it
-    assert response_end(FETCH[:-10], b"f ") is None
-
-
-@pytest.mark.parametrize("cut", [5, 60, 100, len(FETCH) - 1])
-def test_response_end_waits_for_the_rest(cut: int) -> None:
-    assert response_end(FETCH[:cut], b"f ") is None
-    # resuming where the incomplete line starts finds the same end once the rest arrives
-    _end, resume = scan_response(FETCH[:cut], b"f ")
-    assert FETCH[:cut].rfind(b"\n", 0, resume + 1) in (resume - 1, -1)
-    assert scan_response(FETCH, b"f ", resume) == (len(FETCH), len(FETCH) - len(b"f OK Completed (0.000 sec)\r\n"))
-
-
-def test_tagged_line_and_status() -> None:
-    line = tagged_line(SELECT, len(SELECT))
-    assert line == b"e OK [READ-WRITE] Completed"
-    assert tagged_status(line, b"e ") == b"OK"
-    assert tagged_status(b"e NO [TRYCREATE] Mailbox does not exist", b"e ") == b"NO"
-    with pytest.raises(ProtocolError):
-        tagged_status(b"e MAYBE", b"e ")
 
 
 def test_appenduid() -> None:

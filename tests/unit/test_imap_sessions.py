@@ -4,7 +4,11 @@ tests/integration."""
 
 from __future__ import annotations
 
+import hashlib
+import imaplib
+import inspect
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +17,9 @@ import pytest
 from loadtest.core.credentials import Credential
 from loadtest.deploy.instance import free_port
 from loadtest.imap import failures as f
+from loadtest.imap.lean import LeanSession
+from loadtest.imap.response import fetch_messages
+from loadtest.imap.session import IMAPLIB_CONNECT_SHA256
 from loadtest.imap.testing import (
     BAD,
     BYE,
@@ -90,6 +97,37 @@ def test_disconnect_modes_as_seen_by_the_server(kind: str, mode: str, server_see
         (conn,) = server.wait_connections(1)
     assert conn.end == server_sees
     assert ("LOGOUT", None) in rec.steps if mode == "logout" else "LOGOUT" not in [s for s, _ in rec.steps]
+
+
+@pytest.mark.parametrize("literal_plus", [False, True])
+def test_lean_append_sends_its_literal_as_the_greeting_allows(literal_plus: bool) -> None:
+    # {n} waits for the server's "+" (the fake sends none for {n+}: a wrong guess would hang)
+    rec = Recorder()
+    message = b"Subject: t\r\n\r\na OK looks tagged\r\n"
+    with FakeImapServer(literal_plus=literal_plus) as server:
+        session = logged_in_session("lean", Target("127.0.0.1", server.port), rec, CRED, timeout=1)
+        assert isinstance(session, LeanSession) and session.literal_plus is literal_plus
+        assert session.append(b'"INBOX"', message) == (1, 1)
+        assert session.append(b'"INBOX"', b"") == (1, 2)
+        session.logout()
+        (conn,) = server.wait_connections(1)
+    assert conn.literals == [message, b""]
+    assert conn.commands[-3:] == ["APPEND", "APPEND", "LOGOUT"]
+    assert rec.steps[-3:] == [("APPEND", None), ("APPEND", None), ("LOGOUT", None)]
+
+
+def test_lean_exchange_reads_a_response_with_a_literal() -> None:
+    rec = Recorder()
+    body = b"Subject: t\r\n\r\nx OK looks tagged\r\n"
+    fetch = b"* 1 FETCH (UID 7 BODY[] {%d}\r\n" % len(body) + body + b")\r\n"
+    with FakeImapServer(untagged={"FETCH": fetch}) as server:
+        session = logged_in_session("lean", Target("127.0.0.1", server.port), rec, CRED)
+        assert isinstance(session, LeanSession)
+        data = session.exchange(f.FETCH, b"x UID FETCH 7 (BODY.PEEK[])\r\n", b"x ")
+        session.logout()
+    assert data == fetch + b"x OK Completed\r\n"
+    assert [(m.uid, m.body) for m in fetch_messages(data)] == [(7, body)]
+    assert rec.rows[2][0] == f.FETCH and rec.rows[2][2] == len(data)
 
 
 def _fail(kind: str, rec: Recorder, target: Target, steps: str, timeout: float = 2.0) -> str:
@@ -192,3 +230,12 @@ def test_tls_unknown_ca_is_a_tls_failure(kind: str, certificate: tuple[Path, Pat
         # System CAs only: the self-signed certificate does not verify.
         target = Target("127.0.0.1", server.port, tls=TLS_IMPLICIT, ssl_context=make_ssl_context(None))
         assert _fail(kind, Recorder(), target, "CONNECT") == f.TLS
+
+
+def test_the_imapclient_path_mirrors_this_pythons_imaplib_connect() -> None:
+    # _PhasedIMAP4._connect is imaplib's _connect with a fixed tag prefix and the greeting's
+    # capabilities: when imaplib's changes (a newer Python), the mirror must be checked again.
+    source = inspect.getsource(imaplib.IMAP4._connect)
+    assert hashlib.sha256(source.encode()).hexdigest() == IMAPLIB_CONNECT_SHA256, (
+        f"imaplib's IMAP4._connect differs in Python {sys.version.split()[0]}: compare it with "
+        f"_PhasedIMAP4._connect in loadtest/imap/session.py, then update IMAPLIB_CONNECT_SHA256")
