@@ -831,7 +831,9 @@ class ProbeSampler:
         self._pending: set[float] = set()  # scheduled times of probes still running
         self._held: deque[HeldResult] = deque()
         self._stall_events: dict[float, Event] = {}
-        self._closed_stalls: set[float] = set()
+        # Closed stalls as (start, end): once the window drops a closed stall's first probes,
+        # its remaining late probes must not read as a new stall.
+        self._closed_stalls: list[tuple[float, float]] = []
         self._ticks = 0
         self._analyse_every = max(1, round(config.probe_rate))
         held_user = users[1] if len(users) > 1 else self.probe_user
@@ -897,6 +899,7 @@ class ProbeSampler:
                 self._probes.popleft()
             while self._held and self._held[0].start < horizon:
                 self._held.popleft()
+            self._closed_stalls = [c for c in self._closed_stalls if c[1] >= horizon]
             probes = list(self._probes) + [ProbeResult(s, None, False) for s in self._pending]
             held = list(self._held)
         config = self.ctx.config
@@ -919,15 +922,18 @@ class ProbeSampler:
             del self._stall_events[start]
             successor = next((stall.start for stall in sorted(stalls, key=lambda s: s.start)
                               if stall.start > start and stall.start not in self._stall_events
-                              and stall.start not in self._closed_stalls), None)
+                              and not self._closed(stall.start)), None)
             if successor is None:
                 self.ctx.store.discard_event(event)
             else:
                 event.t = successor
                 self._stall_events[successor] = event
 
+    def _closed(self, start: float) -> bool:
+        return any(begin <= start <= end for begin, end in self._closed_stalls)
+
     def _reconcile(self, stall: Any) -> None:
-        if stall.start in self._closed_stalls:
+        if self._closed(stall.start):
             return
         event = self._stall_events.get(stall.start)
         detail = {"probes": stall.probes, "timeouts": stall.timeouts,
@@ -943,7 +949,7 @@ class ProbeSampler:
             self.ctx.store.close_event(event, end=stall.end,
                                        duration_s=round(stall.end - stall.start, 3), **detail)
             self._stall_events.pop(stall.start, None)
-            self._closed_stalls.add(stall.start)
+            self._closed_stalls.append((stall.start, stall.end))
         else:
             event.detail.update(detail)
 

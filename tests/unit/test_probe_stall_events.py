@@ -57,3 +57,21 @@ def test_a_stall_whose_only_late_probe_was_on_time_after_all_was_no_stall() -> N
     feed(probe, [(0.0, threshold / 4), (1.0, 0.01)], pending=[])
     probe.analyse(T0 + 2 * threshold + 1)
     assert store.events("stall") == []
+
+
+def test_a_closed_stall_stays_one_event_when_the_window_drops_its_first_probes() -> None:
+    """Two minutes later the window has dropped the stall's first late probes: what is left of
+    it must not read as new stalls, one per second (measured: 40 extra events in one run)."""
+    from loadtest.collectors.samplers import PROBE_WINDOW_S
+
+    probe, store = sampler()
+    late = probe.ctx.config.greeting_threshold * 3
+    starts = [i * 0.25 for i in range(40)]  # 10 s of late probes, then one on time
+    done = [(start, late) for start in starts] + [(10.0 + late, 0.01)]
+    feed(probe, done, pending=[])
+    probe.analyse(T0 + 10.0 + late + 1)
+    (closed,) = store.events("stall")
+    assert closed.end == T0 + starts[-1] + late
+    for second in range(1, 8):  # the window moves past the stall's start, a second at a time
+        probe.analyse(T0 + PROBE_WINDOW_S + second)
+    assert store.events("stall") == [closed]
