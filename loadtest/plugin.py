@@ -10,6 +10,10 @@ collectors and the gate can be added beside them:
 - :func:`check_options_at_init`: resolve and validate the options before any user starts; a bad
   value is one line on stderr and exit code 2.
 - :func:`recheck_options_at_test_start`: the web UI form can change options between runs.
+
+An environment's state (its settings, IMAP configuration, the Run or a worker's step recorder)
+lives in one :class:`RunController` registered on it as ``environment.cyrus_loadtest``, as
+Locust's own contrib listeners keep theirs; the listeners here look it up and delegate.
 """
 
 from __future__ import annotations
@@ -18,21 +22,73 @@ import logging
 import os
 import sys
 import weakref
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from locust import events
 
 from loadtest import run as _run_options  # noqa: F401 - declares the run's options
 from loadtest import settings as settings_mod
 from loadtest.batch import attach_recorder
+from loadtest.core.steps import StepRecorder
 from loadtest.errors import EXIT_USAGE, UsageError
 from loadtest.imap import config as imap_config_mod
 
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from loadtest.run import Run
+
 logger = logging.getLogger(__name__)
 
-# The parser Locust built (kept to learn where each value came from) and per-environment state.
+# The parser Locust built: one per process, kept to learn where each value came from.
 _parser: Any = None
-_resolved: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+# -- the per-environment controller ---------------------------------------------------------------
+
+CONTROLLER_ATTRIBUTE = "cyrus_loadtest"
+
+
+@dataclass
+class WorkerSteps:
+    """A worker's step statistics, sent to the master in each report, tagged with the phase the
+    master last announced."""
+
+    recorder: StepRecorder
+    phase: str | None = None
+
+
+class RunController:
+    """One environment's cyrus-loadtest state: its resolved options and IMAP configuration,
+    the options the web UI's form set, and the Run (master or local runner) or, on a worker,
+    the step statistics it reports."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.settings: settings_mod.Settings | None = None
+        # the options at init: later differences came from the web UI's form
+        self.initial_settings: settings_mod.Settings | None = None
+        self.imap: imap_config_mod.ImapConfig | None = None
+        # option name -> "web form field NAME", for values the web UI's form set
+        self.form_sources: dict[str, str] = {}
+        self.run: Run | None = None
+        self.worker: WorkerSteps | None = None
+
+
+# Every live controller, for the two events that name no environment (report_to_master,
+# worker_report); a controller lives as long as its environment.
+_controllers: weakref.WeakSet[RunController] = weakref.WeakSet()
+
+
+def controller_of(environment: Environment) -> RunController:
+    """The environment's controller, registered on it at first use."""
+    controller = getattr(environment, CONTROLLER_ATTRIBUTE, None)
+    if not isinstance(controller, RunController):
+        controller = RunController(environment)
+        setattr(environment, CONTROLLER_ATTRIBUTE, controller)
+        _controllers.add(controller)
+    return controller
 
 
 # -- options -----------------------------------------------------------------------------------
@@ -91,11 +147,7 @@ def resolve_settings(environment: Any) -> settings_mod.Settings:
         sources = {o.name: f"env {o.env}" for o in settings_mod.declared() if o.env in _environ()}
         return settings_mod.resolve(raw, sources)
     raw = {o.name: getattr(options, o.name, o.default) for o in settings_mod.declared()}
-    return settings_mod.resolve(raw, {**_sources(), **_form_sources.get(environment, {})})
-
-
-# option name -> "web form field NAME", for values the web UI's form set (errors name the form)
-_form_sources: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+    return settings_mod.resolve(raw, {**_sources(), **controller_of(environment).form_sources})
 
 
 def _check_swarm_form(environment: Any) -> Any:
@@ -125,7 +177,7 @@ def _check_swarm_form(environment: Any) -> Any:
         except UsageError as exc:
             logger.error("cyrus-loadtest: %s", exc)
             return jsonify({"success": False, "message": str(exc), "host": environment.host})
-        _form_sources[environment] = form
+        controller_of(environment).form_sources = form
         return None
 
     return check
@@ -158,29 +210,27 @@ def configure(environment: Any) -> imap_config_mod.ImapConfig:
 
     Configured again at a test start from the web UI: values that differ from the ones at init
     came from the form, and their source says so."""
+    controller = controller_of(environment)
     settings = resolve_settings(environment)
-    initial = (_resolved.get(environment) or {}).get("initial")
-    if initial is not None:
-        settings = settings.changed_since(initial, WEB_FORM_SOURCE)
+    if controller.initial_settings is not None:
+        settings = settings.changed_since(controller.initial_settings, WEB_FORM_SOURCE)
     config = imap_config_mod.build_config(
         settings, require_credentials=_require_credentials(environment, settings)
     )
-    _resolved[environment] = {"settings": settings, "imap": config,
-                              "initial": initial if initial is not None else settings}
+    controller.settings, controller.imap = settings, config
+    if controller.initial_settings is None:
+        controller.initial_settings = settings
     return config
 
 
 def imap_config(environment: Any) -> imap_config_mod.ImapConfig:
     """The configuration users read at creation; built on first use in library mode."""
-    state = _resolved.get(environment)
-    if state is None:
-        return configure(environment)
-    return state["imap"]
+    config = controller_of(environment).imap
+    return config if config is not None else configure(environment)
 
 
 def settings_of(environment: Any) -> settings_mod.Settings | None:
-    state = _resolved.get(environment)
-    return state["settings"] if state else None
+    return controller_of(environment).settings
 
 
 # -- event listeners -----------------------------------------------------------------------------
@@ -222,16 +272,14 @@ def recheck_options_at_test_start(environment: Any, **_kwargs: Any) -> None:
 # recorder, gate rules, collectors, fault schedule); workers only record steps and send them to
 # the master in their reports. Bad rules or faults stop the run before any user starts.
 
-_runs: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-_worker_state: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 STEPS_REPORT_KEY = "cyrus_loadtest_steps"
 PHASE_MESSAGE = "cyrus_loadtest_phase"
 FLUSH_INTERVAL_S = 1.0
 
 
-def run_of(environment: Any) -> Any:
+def run_of(environment: Any) -> Run | None:
     """The Run of this environment (master or local runner), or None (workers, library mode)."""
-    return _runs.get(environment)
+    return controller_of(environment).run
 
 
 def _is_worker(environment: Any) -> bool:
@@ -380,7 +428,7 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
         run.collectors = _remote_collectors(environment, store, collector_config)
     if agent is not None:
         _attach_agent(run.collectors, *agent)
-    _runs[environment] = run
+    controller_of(environment).run = run
     from loadtest.webui import install as install_webui
 
     # The Cyrus server tab: live series and gate table (register_options binds to 127.0.0.1).
@@ -402,14 +450,14 @@ def set_up_run(environment: Any, **_kwargs: Any) -> None:
 
 
 def _set_up_worker(environment: Any) -> None:
-    from loadtest.core.steps import StepRecorder
+    worker = WorkerSteps(StepRecorder())
+    controller_of(environment).worker = worker
+    attach_recorder(environment, worker.recorder, lambda: worker.phase)
 
-    recorder = StepRecorder()
-    state: dict[str, Any] = {"recorder": recorder, "phase": None}
-    _worker_state[environment] = state
-    attach_recorder(environment, recorder, lambda: state["phase"])
-    environment.runner.register_message(
-        PHASE_MESSAGE, lambda msg, **_kw: state.__setitem__("phase", msg.data["name"]))
+    def take_phase(message: Any, **_kwargs: Any) -> None:
+        worker.phase = message.data["name"]
+
+    environment.runner.register_message(PHASE_MESSAGE, take_phase)
 
 
 def _broadcast_phase(environment: Any, name: str | None) -> None:
@@ -423,9 +471,10 @@ def _broadcast_phase(environment: Any, name: str | None) -> None:
 
 @events.report_to_master.add_listener
 def send_steps_to_master(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
-    for environment, state in list(_worker_state.items()):
-        if environment.runner is not None and environment.runner.client_id == client_id:
-            data[STEPS_REPORT_KEY] = state["recorder"].drain()
+    for controller in list(_controllers):
+        runner = controller.environment.runner
+        if controller.worker is not None and getattr(runner, "client_id", None) == client_id:
+            data[STEPS_REPORT_KEY] = controller.worker.recorder.drain()
 
 
 @events.worker_report.add_listener
@@ -433,8 +482,9 @@ def merge_worker_steps(client_id: str, data: dict[str, Any], **_kwargs: Any) -> 
     steps = data.get(STEPS_REPORT_KEY)
     if not steps:
         return
-    for run in list(_runs.values()):
-        run.recorder.merge(steps)
+    for controller in list(_controllers):
+        if controller.run is not None:
+            controller.run.recorder.merge(steps)
 
 
 @events.test_start.add_listener
