@@ -3,10 +3,13 @@ state on the environment, worker steps to the master, the collectors' configurat
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from locust.env import Environment
+from locust.event import Events
 
 from loadtest import run as run_options
 from loadtest.errors import UsageError
@@ -74,3 +77,41 @@ def test_a_bad_collector_value_names_its_source() -> None:
     settings = resolve({"collectors": "probe,bogus"}, {"collectors": "env LOADTEST_COLLECTORS"})
     with pytest.raises(UsageError, match="bogus.*LOADTEST_COLLECTORS|LOADTEST_COLLECTORS.*bogus"):
         assembly.collector_settings(settings, remote=False)
+
+
+def _finished_run(tmp_path: Path, rules_text: str) -> tuple[run_options.Run, Environment]:
+    from loadtest.gate.rules import parse_rules
+    from loadtest.locustrun import lifecycle
+
+    environment = Environment(events=Events())
+    environment.create_local_runner()
+    folder = tmp_path / "run"
+    folder.mkdir()
+    run = run_options.Run(folder)
+    run.rules = parse_rules(rules_text)
+    for ms in (5.0, 7.0, 400.0):
+        run.recorder.on_request("IMAP", "LOGIN", ms, False)
+    audited: list[str] = []
+    run.before_gate.append(lambda: audited.append("before the gate"))
+    lifecycle.finish(run, environment)
+    assert audited == ["before the gate"]
+    return run, environment
+
+
+def test_the_end_of_a_run_judges_the_gate_and_writes_every_artifact(tmp_path: Path) -> None:
+    run, environment = _finished_run(tmp_path, '[[rule]]\nmetric = "LOGIN.max_ms"\nmax = 100\n')
+    assert environment.process_exit_code == 1
+    info = json.loads((run.folder / "run.json").read_text())
+    assert info["status"] == "gate fail" and info["end"] == run.recorder.end
+    verdict = json.loads((run.folder / "verdict.json").read_text())
+    assert verdict["status"] == "fail"
+    names = {p.name for p in run.folder.iterdir()}
+    assert {"junit.xml", "steps.json", "locust_stats.json", "locust_stats.csv",
+            "locust_failures.csv", "locust_exceptions.csv"} <= names
+    assert "locust_report.html" not in names  # only when the run folder holds Locust's report
+
+
+def test_a_passing_gate_exits_zero(tmp_path: Path) -> None:
+    run, environment = _finished_run(tmp_path, '[[rule]]\nmetric = "LOGIN.max_ms"\nmax = 1000\n')
+    assert environment.process_exit_code == 0
+    assert json.loads((run.folder / "run.json").read_text())["status"] == "gate pass"
