@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gevent import Greenlet
 
     from loadtest.collectors import CollectorSet
+    from loadtest.deploy.deployment import Deployment
     from loadtest.faults import FaultRunner
     from loadtest.gate.evaluate import Baseline
     from loadtest.gate.rules import RuleSet
@@ -82,6 +83,7 @@ def new_folder(parent: str | os.PathLike[str], name: str | None = None) -> Path:
 class Run:
     folder: Path
     store: SeriesStore = field(default_factory=SeriesStore)
+    deployment: Deployment | None = None  # the local deployment under load (None: --imap-host)
     recorder: StepRecorder = field(default_factory=StepRecorder)
     info: dict[str, Any] = field(default_factory=dict)
     phase: str | None = None

@@ -16,7 +16,6 @@ from loadtest.settings import Settings
 if TYPE_CHECKING:
     from loadtest.collectors import CollectorConfig, CollectorSet
     from loadtest.core.series import SeriesStore
-    from loadtest.deploy.deployment import Deployment
     from loadtest.gate.evaluate import Baseline
     from loadtest.imap.config import ImapConfig
     from loadtest.run import Run
@@ -100,11 +99,10 @@ def attach_agent(collectors: CollectorSet, url: str, token: str | None) -> None:
     collectors.samplers.append(AgentSampler(collectors.ctx, instance, url, token))
 
 
-def build_run(settings: Settings, imap: ImapConfig,
-              run_time: Any = None) -> tuple[Run, Deployment | None]:
-    """The Run these options configure, and the local deployment it runs against (None with
-    --imap-host); ``run_time`` is Locust's --run-time. A UsageError names the bad value; a run
-    folder that cannot be created is one too."""
+def build_run(settings: Settings, imap: ImapConfig, run_time: Any = None) -> Run:
+    """The Run these options configure, against a local deployment or --imap-host;
+    ``run_time`` is Locust's --run-time. A UsageError names the bad value; a run folder that
+    cannot be created is one too."""
     from loadtest.core.series import SeriesStore
     from loadtest.deploy.deployment import load_deployment
     from loadtest.faults import FaultRunner, parse_faults
@@ -131,7 +129,7 @@ def build_run(settings: Settings, imap: ImapConfig,
         raise UsageError(f"cannot create the run folder under --artifacts "
                          f"{settings['artifacts']!r} ({settings.source('artifacts')}): "
                          f"{exc.strerror}") from None
-    run = Run(folder, store=store)
+    run = Run(folder, store=store, deployment=deployment)
     run.rules, run.faults = rules, faults
     run.baseline = baseline_run
     if faults is not None:
@@ -146,4 +144,4 @@ def build_run(settings: Settings, imap: ImapConfig,
         run.collectors = remote_collectors(imap, store, collector_config)
     if agent is not None and run.collectors is not None:
         attach_agent(run.collectors, *agent)
-    return run, deployment
+    return run

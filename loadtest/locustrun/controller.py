@@ -82,12 +82,13 @@ class RunController:
             return  # the options check at init already exited on bad options
         settings = self.settings
         try:
-            run, deployment = assembly.build_run(settings, self.imap_config(),
+            run = assembly.build_run(settings, self.imap_config(),
                                                  run_time=getattr(parsed, "run_time", None))
         except UsageError as exc:
             fail_at_init(str(exc))
             return
         self.run = run
+        deployment = run.deployment
         from loadtest.run import describe_options
         from loadtest.webui import install as install_webui
 

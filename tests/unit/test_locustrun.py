@@ -12,7 +12,9 @@ from locust.env import Environment
 from locust.event import Events
 
 from loadtest import run as run_options
+from loadtest.deploy.deployment import Deployment
 from loadtest.errors import UsageError
+from loadtest.imap.config import build_config
 from loadtest.locustrun import assembly
 from loadtest.locustrun.controller import controller_of, live_controllers
 from loadtest.locustrun.workers import STEPS_REPORT_KEY, WorkerSteps
@@ -115,3 +117,41 @@ def test_a_passing_gate_exits_zero(tmp_path: Path) -> None:
     run, environment = _finished_run(tmp_path, '[[rule]]\nmetric = "LOGIN.max_ms"\nmax = 1000\n')
     assert environment.process_exit_code == 0
     assert json.loads((run.folder / "run.json").read_text())["status"] == "gate pass"
+
+
+def _deployment(tmp_path: Path) -> Deployment:
+    from loadtest.deploy.deployment import FORMAT_VERSION, InstanceInfo
+
+    d = str(tmp_path / "slot1")
+    users = tmp_path / "users.csv"
+    users.write_text("username,password\nu1,pw1\n")
+    instance = InstanceInfo(name="slot1", host="127.0.0.1", port=1143, root=d, imapd_conf=d,
+                            cyrus_conf=d, config_dir=d, data_dir=d, proc_dir=d, lock_dir=d,
+                            stats_file=d, pid_file=d, log_file=d, master_log=d,
+                            users_file=str(users))
+    deployment = Deployment(root=str(tmp_path), instances=[instance], users_file=str(users),
+                            admin_user="admin", admin_password_file=str(tmp_path / "admin"),
+                            version=FORMAT_VERSION)
+    deployment.save()
+    return deployment
+
+
+def test_the_run_keeps_the_deployment_it_loads(tmp_path: Path) -> None:
+    """Locustfiles read it (lock-file churn warns when an instance lives on tmpfs)."""
+    _deployment(tmp_path)
+    settings = resolve({"deployment": str(tmp_path), "collectors": "none",
+                        "artifacts": str(tmp_path / "artifacts"), "run_name": "r1"})
+    run = assembly.build_run(settings, build_config(settings))
+    assert run.folder == tmp_path / "artifacts" / "r1" and run.folder.is_dir()
+    assert run.deployment is not None and run.deployment.root == str(tmp_path)
+    assert [i.name for i in run.deployment.instances] == ["slot1"]
+    assert run.collectors is None and run.faults is None and run.rules is None
+
+
+def test_faults_against_a_remote_target_are_refused_before_the_run_folder(tmp_path: Path) -> None:
+    settings = resolve({"imap_host": "127.0.0.1", "imap_user_pattern": "u{n}",
+                        "imap_password": "pw", "faults": "stall-master:at=1,duration=1",
+                        "artifacts": str(tmp_path / "artifacts")})
+    with pytest.raises(UsageError, match="--faults needs a local test deployment"):
+        assembly.build_run(settings, build_config(settings))
+    assert not (tmp_path / "artifacts").exists()
