@@ -83,7 +83,7 @@ class RunController:
         settings = self.settings
         try:
             run = assembly.build_run(settings, self.imap_config(),
-                                                 run_time=getattr(parsed, "run_time", None))
+                                     run_time=getattr(parsed, "run_time", None))
         except UsageError as exc:
             fail_at_init(str(exc))
             return
