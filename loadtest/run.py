@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadtest.core.runfolder import RUN_FILE, run_header
 from loadtest.core.series import Event, SeriesStore
@@ -22,6 +22,15 @@ from loadtest.core.signals import collectors_help
 from loadtest.core.steps import StepRecorder
 from loadtest.paths import atomic_write
 from loadtest.settings import Option, Settings, declare, positive_float
+
+if TYPE_CHECKING:
+    from gevent import Greenlet
+
+    from loadtest.collectors import CollectorSet
+    from loadtest.deploy.deployment import Deployment
+    from loadtest.faults import FaultRunner
+    from loadtest.gate.evaluate import Baseline
+    from loadtest.gate.rules import RuleSet
 
 declare(
     Option("artifacts", "folder under which each run writes its own folder of artifacts",
@@ -74,21 +83,23 @@ def new_folder(parent: str | os.PathLike[str], name: str | None = None) -> Path:
 class Run:
     folder: Path
     store: SeriesStore = field(default_factory=SeriesStore)
+    deployment: Deployment | None = None  # the local deployment under load (None: --imap-host)
     recorder: StepRecorder = field(default_factory=StepRecorder)
     info: dict[str, Any] = field(default_factory=dict)
     phase: str | None = None
-    rules: Any = None  # loadtest.gate.rules.RuleSet, when a gate is configured
-    collectors: Any = None
-    faults: Any = None
-    flusher: Any = None
+    rules: RuleSet | None = None  # when a gate is configured
+    collectors: CollectorSet | None = None
+    faults: FaultRunner | None = None
+    flusher: Greenlet | None = None  # writes the measurements every second while the load runs
+    ledger_flusher: Greenlet | None = None  # the integrity users' ledger, likewise
     locust_html: Path | None = None  # Locust's HTML report, when the run folder holds it
-    baseline: Any = None  # loadtest.gate.evaluate.Baseline (--baseline RUN)
-    on_phase: Any = None  # called with the new phase name (the plugin tells workers)
+    baseline: Baseline | None = None  # --baseline RUN
+    on_phase: Callable[[str | None], None] | None = None  # the plugin tells workers the phase
     # artifact -> why it could not be written (first error): a full or read-only folder is a
     # result told in one line at the end, never a crash of the run
     unwritten: dict[str, str] = field(default_factory=dict)
     # called when the run ends, before the gate (the integrity audit adds its samples here)
-    before_gate: list[Any] = field(default_factory=list)
+    before_gate: list[Callable[[], None]] = field(default_factory=list)
     _phase_event: Event | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

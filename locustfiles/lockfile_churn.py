@@ -27,8 +27,8 @@ from loadtest.users import HeldSessionUser  # noqa: F401
 def warn_on_tmpfs(environment, **_kwargs) -> None:
     """On tmpfs the canary cannot see disk effects: say so (the run still goes on)."""
     run = plugin.run_of(environment)
-    deployment = getattr(run, "deployment", None)
-    for info in getattr(deployment, "instances", []):
+    deployment = run.deployment if run is not None else None
+    for info in deployment.instances if deployment is not None else []:
         if on_tmpfs(info.root):
             logging.getLogger(__name__).warning(
                 "lock-file churn: instance %s lives on tmpfs (%s); deploy it on a disk path "

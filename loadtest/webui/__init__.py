@@ -1,6 +1,6 @@
 """Locust web UI extension: a "Cyrus server" tab with live server-side charts and the gate table.
 
-Call from ``loadtest/plugin.py`` in the ``init`` event (the web UI has not started serving yet)::
+Called by ``loadtest.locustrun.controller`` in the ``init`` event (the web UI has not started serving yet)::
 
     from loadtest.webui import install
 

@@ -28,7 +28,9 @@ LAYERS: list[set[str]] = [
     {"webui"},                                # the Locust web UI (its downloads use the report)
     {"run"},                                  # one run's folder and options
     {"batch"},                                # step statistics to Locust and the gate in batches
-    {"driver"},                               # the multiplexed connections' loop on the gevent hub
+    {"driver", "locustrun"},                  # the multiplexed connections' loop on the gevent hub;
+                                              # a run under Locust by concern (options, assembly,
+                                              # workers, lifecycle, the per-environment controller)
     {"plugin"},                               # the one module wiring Locust events
     {"users"},                                # Locust users
     {"shapes"},                               # load shapes (phases of user classes)
