@@ -7,15 +7,10 @@ Parsing is pure; the kinds it knows and their settings are declared on their inj
     KIND[@INSTANCE]:key=value,key=value
 
     stall-master:at=10,duration=3            SIGSTOP master at 10 s, SIGCONT 3 s later
-    signal-storm:at=5,duration=10,rate=2000  2,000 SIGCHLD/s at master, evenly paced from a
-                                             process of its own (the EINTR path of 2016)
-    eintr-inject:at=5,duration=10            every pselect6 of master fails with EINTR (strace
-                                             -e inject), the 2016 condition made certain
-    reload-master:at=20                      SIGHUP master once
-    rotate-binary:at=0,every=2,copies=5      re-point the imapd symlink every 2 s (UC Davis)
     rotate-binary:phase=rotation,every=0     from the phase "rotation" on, at every tick (10 ms)
-    kill-child:at=5,every=1,count=10         SIGKILL a random imapd child, 10 times
-    kill-master:at=30                        SIGKILL master; restarted when the run ends
+
+Every kind, an example of each and what it does: docs/scenarios.md's fault table; each kind's own
+settings, defaults and bounds: its ``KIND`` in faults/injectors.py.
 
 ``at`` is seconds after the test starts (default 0), or after the phase ``phase`` starts when
 given (a fault that belongs to a phase waits for it; it never starts if the phase never runs);
