@@ -58,29 +58,31 @@ OWN_FLAGS = ("--duration", "--users", "--held", "--artifacts", "--gate", "--faul
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = SCENARIOS[args.name]
+    scenario = SCENARIOS[args.name]
     for arg in args.locust_args:
         if arg.split("=", 1)[0] in OWN_FLAGS:
             raise UsageError(f"{arg.split('=', 1)[0]} after the scenario name {args.name} would go "
                              "to locust: put the scenario's own options before NAME")
-    duration = number_arg(args.duration, "--duration", float, 10) if args.duration else spec.duration
+    duration = (number_arg(args.duration, "--duration", float, 10) if args.duration
+                else scenario.duration)
     locust_args = ["--scenario-duration", str(duration)]
     if args.users:
         locust_args += ["--scenario-users", str(number_arg(args.users, "--users", int, 1))]
     if args.held:
         locust_args += ["--scenario-held", str(number_arg(args.held, "--held", int, 1))]
     provision = (number_arg(args.provision_users, "--provision-users", int, 1)
-                 if args.provision_users else spec.provision_users)
-    deploy_kwargs: dict[str, Any] = {"options": dict(spec.options), **cyrus_bin_dir_kwargs(args)}
-    if spec.topology:
+                 if args.provision_users else scenario.provision_users)
+    deploy_kwargs: dict[str, Any] = {"options": dict(scenario.options),
+                                     **cyrus_bin_dir_kwargs(args)}
+    if scenario.topology:
         from loadtest.deploy.topology import load_topology
 
-        topology = fixtures_dir() / "topologies" / spec.topology
+        topology = fixtures_dir() / "topologies" / scenario.topology
         deploy_kwargs["slots"] = load_topology(topology, f"scenario {args.name}")
     else:
         deploy_kwargs["users"] = provision
     root = Path(args.dir).absolute() if args.dir else None
-    if root is None and spec.on_disk:
+    if root is None and scenario.on_disk:
         from loadtest.deploy.deployment import default_root
 
         # The default deployments' per-user folder name (cyrus-loadtest-USER), on disk.
@@ -88,25 +90,26 @@ def run(args: argparse.Namespace) -> int:
     label = args.name
     code = orchestrate(LoadRun(
         label=label,
-        locustfile=PROJECT_ROOT / "locustfiles" / spec.locustfile,
-        gate=args.gate or str(fixtures_dir() / "gates" / spec.gate_file),
-        faults=[*spec.faults, *args.fault],
+        locustfile=PROJECT_ROOT / "locustfiles" / scenario.locustfile,
+        gate=args.gate or str(fixtures_dir() / "gates" / scenario.gate_file),
+        faults=[*scenario.faults, *args.fault],
         artifacts=args.artifacts,
         duration=duration,
-        locust_args=[*locust_args, *spec.locust_args, *args.locust_args],
-        summary=f"{duration:.0f} s of {args.name}: {spec.what}",
+        locust_args=[*locust_args, *scenario.locust_args, *args.locust_args],
+        summary=f"{duration:.0f} s of {args.name}: {scenario.what}",
         deployment=args.deployment,
         deploy_kwargs=deploy_kwargs,
         root=root,
-        check_deployment=lambda d: _check_fit(args.name, spec, d),
+        check_deployment=lambda d: _check_fit(args.name, scenario, d),
     ))
-    if spec.compare_phase and spec.topology and not args.deployment and not args.no_compare:
-        _compare_with_one_instance(args, spec, deploy_kwargs, [*locust_args, *spec.locust_args,
-                                                               *args.locust_args], duration)
+    if scenario.compare_phase and scenario.topology and not args.deployment and not args.no_compare:
+        _compare_with_one_instance(args, scenario, deploy_kwargs,
+                                   [*locust_args, *scenario.locust_args, *args.locust_args],
+                                   duration)
     return code
 
 
-def _compare_with_one_instance(args: argparse.Namespace, spec: Scenario,
+def _compare_with_one_instance(args: argparse.Namespace, scenario: Scenario,
                                deploy_kwargs: dict[str, Any], locust_args: list[str],
                                duration: float) -> None:
     """The same users (as many as the topology's) and the same load on one instance with the
@@ -121,11 +124,11 @@ def _compare_with_one_instance(args: argparse.Namespace, spec: Scenario,
     print(f"{args.name}: comparison run: the same load on one instance with {users} users",
           flush=True)
     orchestrate(LoadRun(
-        label=label, locustfile=PROJECT_ROOT / "locustfiles" / spec.locustfile,
-        gate=str(fixtures_dir() / "gates" / str(spec.compare_gate)), faults=list(args.fault),
+        label=label, locustfile=PROJECT_ROOT / "locustfiles" / scenario.locustfile,
+        gate=str(fixtures_dir() / "gates" / str(scenario.compare_gate)), faults=list(args.fault),
         artifacts=args.artifacts, duration=duration, locust_args=locust_args,
         summary=f"{duration:.0f} s of {args.name} on one instance",
-        deploy_kwargs={"options": dict(spec.options), "users": users},
+        deploy_kwargs={"options": dict(scenario.options), "users": users},
         root=Path(args.dir).absolute() / "one-instance" if args.dir else None,
     ))
     second = _newest(artifacts, label)
@@ -133,8 +136,8 @@ def _compare_with_one_instance(args: argparse.Namespace, spec: Scenario,
         print(f"{args.name}: no comparison: a run wrote no artifacts", flush=True)
         return
     table = compare({"slots": load_run(first), "one instance": load_run(second)},
-                    str(spec.compare_phase), first)
-    print(f"{args.name}: side by side in phase {spec.compare_phase} "
+                    str(scenario.compare_phase), first)
+    print(f"{args.name}: side by side in phase {scenario.compare_phase} "
           f"({first / 'comparison.html'}):\n{table}", flush=True)
 
 
@@ -144,22 +147,22 @@ def _newest(artifacts: Path, label: str) -> Path | None:
     return found[-1] if found else None
 
 
-def _check_fit(name: str, spec: Scenario, deployment: Any) -> None:
+def _check_fit(name: str, scenario: Scenario, deployment: Any) -> None:
     """A given deployment must be able to carry the scenario's own faults (UsageError before
     any load); any other service option that differs from the scenario's is said, and the run
     goes on."""
     from loadtest.faults.injectors import make_injector
-    from loadtest.faults.spec import parse_faults
+    from loadtest.faults.scenario import parse_faults
 
-    for fault in parse_faults(list(spec.faults), f"scenario {name}"):
+    for fault in parse_faults(list(scenario.faults), f"scenario {name}"):
         info = deployment.instance(fault.instance) if fault.instance else deployment.instances[0]
         make_injector(fault, info).check()
     for info in deployment.instances:
-        for key, wanted in spec.options.items():
+        for key, wanted in scenario.options.items():
             have = info.options.get(key)
             if key != "imapd_binary" and have is not None and have != wanted:
                 print(f"{name}: note: instance {info.name} runs {key}={have}, the scenario "
                       f"expects {wanted}", flush=True)
-    if spec.topology and len(deployment.instances) < 2:
+    if scenario.topology and len(deployment.instances) < 2:
         print(f"{name}: note: the deployment has one instance; the scenario is about several",
               flush=True)

@@ -71,7 +71,7 @@ def test_bad_specs_name_value_and_source(text: str, fragment: str) -> None:
 
 
 def test_the_kinds_in_declaration_order() -> None:
-    # The order users see in "unknown fault kind ... known: ..." (tests/integration/test_bad_input.py).
+    # The order users see in "unknown fault kind ... known: ..." (test_bad_input.py).
     assert list(fault_kinds()) == ["stall-master", "signal-storm", "eintr-inject", "reload-master",
                                    "rotate-binary", "kill-child", "kill-master"]
 

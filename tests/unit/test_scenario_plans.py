@@ -58,8 +58,9 @@ DEFAULTS = {
 
 
 def shape_of(scenario: Scenario) -> type[scenarios.ScenarioShape]:
-    shapes = [cls for cls in vars(scenarios).values() if isinstance(cls, type)
-              and issubclass(cls, scenarios.ScenarioShape) and cls.__dict__.get("scenario") is scenario]
+    shapes = [cls for cls in vars(scenarios).values()
+              if isinstance(cls, type) and issubclass(cls, scenarios.ScenarioShape)
+              and cls.__dict__.get("scenario") is scenario]
     assert len(shapes) == 1, (scenario.name, shapes)
     return shapes[0]
 
