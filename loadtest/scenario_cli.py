@@ -152,7 +152,7 @@ def _check_fit(name: str, scenario: Scenario, deployment: Any) -> None:
     any load); any other service option that differs from the scenario's is said, and the run
     goes on."""
     from loadtest.faults.injectors import make_injector
-    from loadtest.faults.scenario import parse_faults
+    from loadtest.faults.spec import parse_faults
 
     for fault in parse_faults(list(scenario.faults), f"scenario {name}"):
         info = deployment.instance(fault.instance) if fault.instance else deployment.instances[0]

@@ -313,3 +313,16 @@ def test_acceptance_shape_plans_again_with_the_options_of_each_start() -> None:
     shape.reset_time()  # Locust's next start
     shape.tick()
     assert shape._phases[-1].end == 20
+
+
+def test_a_given_deployment_is_checked_against_the_scenarios_declaration(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loadtest.errors import UsageError
+    from loadtest.scenario_cli import _check_fit
+
+    deployment = deployment_with_maxchild(tmp_path, 700)
+    _check_fit("process-churn", SCENARIOS["process-churn"], deployment)
+    assert ("instance s1 runs maxchild=700, the scenario expects 12100"
+            in capsys.readouterr().out)
+    with pytest.raises(UsageError, match="instance s1 does not run imapd through a symlink"):
+        _check_fit("binary-rotation", SCENARIOS["binary-rotation"], deployment)
