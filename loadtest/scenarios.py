@@ -7,7 +7,8 @@ Locust's dispatcher splits a mixed addition by class weight, not by the counts a
 and it removes the most recently added users first, so one class per step keeps counts exact.
 
 Sizes come from three options shared by every scenario (``--scenario-duration``,
-``--scenario-users``, ``--scenario-held``); each scenario has its own defaults.
+``--scenario-users``, ``--scenario-held``); each scenario's defaults, deployment, faults and gate
+are declared once in ``loadtest.scenario_catalogue`` (plain data, read by the CLI too).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from locust import task
 
@@ -29,6 +30,7 @@ from loadtest.faults.eintr import KONSTANZ_WINDOW_S
 from loadtest.imap.failures import StepFailure
 from loadtest.imap.lean import login_command
 from loadtest.imap.transport import DISCONNECT_LOGOUT
+from loadtest.scenario_catalogue import SCENARIOS, SOAK_HARD_CAP, Scenario
 from loadtest.settings import Option, declare, positive_float, positive_int
 from loadtest.shapes import Phase, PhasedShape, fast_spawn_rate
 from loadtest.users import ChurnUser, HeldSessionUser, ReconnectFloodUser
@@ -61,8 +63,6 @@ IMAPD_PSS_BYTES = 4 * 1024 * 1024
 LOGGED_IN_FACTOR = 1.25
 MEMORY_SHARE = 0.5
 GENERATOR_SPARE_FDS = 200
-# The incident's own figure (12,000 imapds on one Tru64 cluster): the soak never holds more.
-SOAK_HARD_CAP = 12_000
 # Share of the live processes that come and go together in each bulk wave; the period between
 # waves (a wave of 700 sessions took ~15 s to reconnect here), shorter for short runs.
 WAVE_SHARE = 0.25
@@ -108,7 +108,7 @@ class BulkWaveUser(HeldSessionUser):
         # From the options, not the shape: a worker process has no shape.
         settings = plugin.settings_of(environment)
         duration = settings.get("scenario_duration") if settings is not None else None
-        self.period_s = wave_period(float(duration or ProcessChurnShape.default_duration))
+        self.period_s = wave_period(float(duration or ProcessChurnShape.scenario.duration))
 
     def wait_time(self) -> float:
         return self.period_s - time.time() % self.period_s
@@ -386,12 +386,11 @@ def plan_churn_after_warm_up(s: Sizes, name: str, warm_up: str = "warm-up",
 
 
 class ScenarioShape(PhasedShape):
-    """Reads the shared scenario options; subclasses give defaults and the plan."""
+    """Reads the shared scenario options; subclasses name their scenario (its declaration gives
+    the defaults) and give the plan."""
 
     abstract = True
-    default_duration = 120.0
-    default_users = 4
-    default_held = 4
+    scenario: ClassVar[Scenario]
 
     def sizes(self) -> Sizes:
         settings = self.settings()
@@ -400,42 +399,34 @@ class ScenarioShape(PhasedShape):
             value = settings.get(name) if settings is not None else None
             return default if value is None else value
 
-        return Sizes(float(pick("scenario_duration", self.default_duration)),
-                     int(pick("scenario_users", self.default_users)),
-                     int(pick("scenario_held", self.default_held)))
+        return Sizes(float(pick("scenario_duration", self.scenario.duration)),
+                     int(pick("scenario_users", self.scenario.users)),
+                     int(pick("scenario_held", self.scenario.held)))
 
 
 class MorningRushShape(ScenarioShape):
-    default_duration = 180.0
-    default_users = 20
-    default_held = 20
+    scenario = SCENARIOS["morning-rush"]
 
     def plan(self) -> list[Phase]:
         return plan_morning_rush(self.sizes())
 
 
 class ReconnectStormShape(ScenarioShape):
-    default_duration = 150.0  # a 67 s storm
-    default_users = 8
-    default_held = 10
+    scenario = SCENARIOS["reconnect-storm"]
 
     def plan(self) -> list[Phase]:
         return plan_reconnect_storm(self.sizes())
 
 
 class Konstanz2016Shape(ScenarioShape):
-    default_duration = 120.0
-    default_users = 8
-    default_held = 1000
+    scenario = SCENARIOS["konstanz-2016"]
 
     def plan(self) -> list[Phase]:
         return plan_konstanz_2016(self.sizes())
 
 
 class ProcessChurnShape(ScenarioShape):
-    default_duration = 600.0
-    default_users = 8
-    default_held = SOAK_HARD_CAP  # bounded below by the machine's process budget
+    scenario = SCENARIOS["process-churn"]
 
     def plan(self) -> list[Phase]:
         sizes = self.sizes()
@@ -466,18 +457,14 @@ class ProcessChurnShape(ScenarioShape):
 
 
 class BinaryRotationShape(ScenarioShape):
-    default_duration = 120.0
-    default_users = 6
-    default_held = 40
+    scenario = SCENARIOS["binary-rotation"]
 
     def plan(self) -> list[Phase]:
         return plan_binary_rotation(self.sizes())
 
 
 class LockFileChurnShape(ScenarioShape):
-    default_duration = 120.0
-    default_users = 10
-    default_held = 4
+    scenario = SCENARIOS["lockfile-churn"]
 
     def plan(self) -> list[Phase]:
         # A longer quiet baseline: the canary's own p99 before churn is the reference.
@@ -485,9 +472,7 @@ class LockFileChurnShape(ScenarioShape):
 
 
 class StoresAndSlotsShape(ScenarioShape):
-    default_duration = 120.0
-    default_users = 8  # a multiple of the instance count spreads churn evenly
-    default_held = 8
+    scenario = SCENARIOS["stores-and-slots"]
 
     def plan(self) -> list[Phase]:
         return plan_churn_after_warm_up(self.sizes(), "all-slots", warm_up="held")

@@ -1,5 +1,7 @@
 """Fault injectors against a local test deployment: each one applies a fault to one instance and
-knows how to undo it, and undo is safe to call twice.
+knows how to undo it, and undo is safe to call twice. Each injector declares its fault kind
+(``KIND``: name, settings with defaults and bounds, checks; see ``spec.FaultKind``): the
+grammar in ``spec`` and ``make_injector`` both read that one declaration.
 
 Processes are addressed by the pids in deployment.json (master) or found below master's pid
 (children): only processes of our own deployment are ever signalled.
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from loadtest.core.parsers import parse_children, service_of
 from loadtest.core.series import SeriesStore
@@ -29,11 +31,31 @@ from loadtest.errors import UsageError
 from loadtest.faults.eintr import SYSCALL as EINTR_SYSCALL
 from loadtest.faults.eintr import tracer_of  # noqa: F401 - tests look it up here
 from loadtest.faults.guardian import Guardian, signal_action, symlink_action
-from loadtest.faults.spec import FaultSpec
+from loadtest.faults.spec import FaultKind, FaultSpec, Param
+from loadtest.faults.storm import MAX_RATE as MAX_STORM_RATE
+
+# kind name -> its declaration and its injector, in declaration order (filled as each injector
+# class with a KIND of its own is defined).
+KINDS: dict[str, FaultKind] = {}
+INJECTORS: dict[str, type[Injector]] = {}
 
 
 class Injector:
-    """Base: ``apply()`` starts the fault and returns details for the event; ``undo()`` ends it."""
+    """Base: ``apply()`` starts the fault and returns details for the event; ``undo()`` ends it.
+    A subclass that is a fault kind declares it as ``KIND``."""
+
+    KIND: ClassVar[FaultKind | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("KIND")
+        if kind is None:
+            return  # a base of other injectors
+        if kind.name in KINDS:
+            raise TypeError(f"fault kind {kind.name!r} declared twice ({cls.__name__}, "
+                            f"{INJECTORS[kind.name].__name__})")
+        KINDS[kind.name] = kind
+        INJECTORS[kind.name] = cls
 
     def __init__(self, spec: FaultSpec, info: InstanceInfo) -> None:
         self.spec = spec
@@ -73,6 +95,9 @@ class Injector:
 
 class StallMaster(Injector):
     """SIGSTOP master, SIGCONT after ``duration``: the master loop stops completing."""
+
+    KIND = FaultKind("stall-master", lasting=True,
+                     params={"duration": Param(float, 3.0, above=0.0)})
 
     def apply(self) -> dict[str, Any]:
         pid = self._master()
@@ -124,12 +149,34 @@ class _BoundedProcess(Injector):
         return (out or b"").decode(errors="replace")
 
 
+HARMLESS_SIGNALS = ("CHLD", "ALRM", "URG", "WINCH")  # master ignores or handles them
+
+
+def _storm_complaint(values: dict[str, Any]) -> str | None:
+    """A signal storm's signal must be harmless to master (normalised to its name without SIG)
+    and its rate what one process can pace."""
+    name = str(values["signal"]).upper().removeprefix("SIG")
+    if name not in HARMLESS_SIGNALS:
+        return (f"signal {values['signal']!r} is not harmless to master; use "
+                f"{', '.join(HARMLESS_SIGNALS[:-1])} or {HARMLESS_SIGNALS[-1]}")
+    values["signal"] = name
+    if not 0 < values["rate"] <= MAX_STORM_RATE:
+        return (f"rate={values['rate']:g} must be > 0 and at most {MAX_STORM_RATE:,.0f} "
+                "signals/s")
+    return None
+
+
 class SignalStorm(_BoundedProcess):
     """Harmless signals at master, evenly paced from a process of its own
     (loadtest.faults.storm): each one that arrives while master waits interrupts its pselect()
     (EINTR), the path on which the 2016 master skipped worker accounting. The event records how
     many kill() calls succeeded (delivered to master; standard signals coalesce while pending,
     so master handles at most that many)."""
+
+    KIND = FaultKind("signal-storm", lasting=True,
+                     params={"duration": Param(float, 5.0, above=0.0), "rate": Param(float, 1000.0),
+                             "signal": Param(str, "CHLD")},
+                     check=_storm_complaint)
 
     def apply(self) -> dict[str, Any]:
         pid = self._master()
@@ -158,6 +205,9 @@ class EintrInject(_BoundedProcess):
     ``-e inject=pselect6:error=EINTR:when=1+`` from a process of its own
     (loadtest.faults.eintr), which also ends the injection without killing master (SIGSTOP,
     detach, SIGCONT) and reports strace's counts."""
+
+    KIND = FaultKind("eintr-inject", lasting=True,
+                     params={"duration": Param(float, 10.0, above=0.0)})
 
     def check(self) -> None:
         for tool, package in (("strace", "strace"), ("timeout", "coreutils")):
@@ -193,45 +243,13 @@ class EintrInject(_BoundedProcess):
 
 
 class ReloadMaster(Injector):
+    """SIGHUP master once."""
+
+    KIND = FaultKind("reload-master", lasting=False)
+
     def apply(self) -> dict[str, Any]:
         os.kill(self._master(), signal.SIGHUP)
         return {"pid": self.info.master_pid}
-
-
-class KillChild(Injector):
-    """SIGKILL one random child of master running the given service."""
-
-    def apply(self) -> dict[str, Any]:
-        master = self._master()
-        children = _children_of(master, self.spec.params.get("service", "imap"))
-        if not children:
-            return {"killed": None, "why": "no child of that service"}
-        victim = random.choice(children)
-        try:
-            os.kill(victim, signal.SIGKILL)
-        except ProcessLookupError:
-            return {"killed": None, "why": "child exited first"}
-        return {"killed": victim}
-
-
-class KillMaster(Injector):
-    """SIGKILL master. Undone by ending its orphans and starting the instance again, so the
-    deployment is usable after the run."""
-
-    def apply(self) -> dict[str, Any]:
-        pid = self._master()
-        os.kill(pid, signal.SIGKILL)
-        self.active = True
-        return {"pid": pid}
-
-    def undo(self) -> dict[str, Any]:
-        if not self.active:
-            return {}
-        super().undo()
-        old = self.info.master_pid
-        inst.stop(self.info)
-        inst.start(self.info)
-        return {"restarted": True, "old_pid": old, "new_pid": self.info.master_pid}
 
 
 class RotateBinary(Injector):
@@ -239,7 +257,11 @@ class RotateBinary(Injector):
     the fault runner, 10 ms), as in the UC Davis workaround; the instance must run imapd through
     its symlink (deploy option imapd_binary=symlink). Re-pointing is atomic: a new link renamed
     over the old one. Records the series ``rotation`` (re-points so far, a tally) a few times a
-    second, and the time one re-point took in its event."""
+    second, and the time one re-point took in its event. ``every`` is its own re-pointing
+    period, not a schedule of occurrences; ``duration`` 0 is until the run ends."""
+
+    KIND = FaultKind("rotate-binary", lasting=True, repeats_itself=True,
+                     params={"copies": Param(int, 5, at_least=2), "duration": Param(float, 0.0)})
 
     RECORD_EVERY_S = 0.5
 
@@ -316,11 +338,44 @@ class RotateBinary(Injector):
         return detail
 
 
-INJECTORS: dict[str, type[Injector]] = {
-    "stall-master": StallMaster, "signal-storm": SignalStorm, "eintr-inject": EintrInject,
-    "reload-master": ReloadMaster,
-    "rotate-binary": RotateBinary, "kill-child": KillChild, "kill-master": KillMaster,
-}
+class KillChild(Injector):
+    """SIGKILL one random child of master running the given service."""
+
+    KIND = FaultKind("kill-child", lasting=False, params={"service": Param(str, "imap")})
+
+    def apply(self) -> dict[str, Any]:
+        master = self._master()
+        children = _children_of(master, self.spec.params.get("service", "imap"))
+        if not children:
+            return {"killed": None, "why": "no child of that service"}
+        victim = random.choice(children)
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            return {"killed": None, "why": "child exited first"}
+        return {"killed": victim}
+
+
+class KillMaster(Injector):
+    """SIGKILL master. Undone by ending its orphans and starting the instance again, so the
+    deployment is usable after the run."""
+
+    KIND = FaultKind("kill-master", lasting=False)
+
+    def apply(self) -> dict[str, Any]:
+        pid = self._master()
+        os.kill(pid, signal.SIGKILL)
+        self.active = True
+        return {"pid": pid}
+
+    def undo(self) -> dict[str, Any]:
+        if not self.active:
+            return {}
+        super().undo()
+        old = self.info.master_pid
+        inst.stop(self.info)
+        inst.start(self.info)
+        return {"restarted": True, "old_pid": old, "new_pid": self.info.master_pid}
 
 
 def _children_of(pid: int, service: str) -> list[int]:

@@ -1,20 +1,16 @@
 """Fault schedules: what to inject, when, for how long, how often.
 
-Pure module. One fault per spec string (flag ``--fault``, env ``LOADTEST_FAULTS`` separated by
-``;``, or a scenario's ``faults = [...]`` list)::
+Parsing is pure; the kinds it knows and their settings are declared on their injectors
+(``faults/injectors.py``, ``FaultKind``). One fault per spec string (flag ``--fault``, env
+``LOADTEST_FAULTS`` separated by ``;``, or a scenario's ``faults = [...]`` list)::
 
     KIND[@INSTANCE]:key=value,key=value
 
     stall-master:at=10,duration=3            SIGSTOP master at 10 s, SIGCONT 3 s later
-    signal-storm:at=5,duration=10,rate=2000  2,000 SIGCHLD/s at master, evenly paced from a
-                                             process of its own (the EINTR path of 2016)
-    eintr-inject:at=5,duration=10            every pselect6 of master fails with EINTR (strace
-                                             -e inject), the 2016 condition made certain
-    reload-master:at=20                      SIGHUP master once
-    rotate-binary:at=0,every=2,copies=5      re-point the imapd symlink every 2 s (UC Davis)
     rotate-binary:phase=rotation,every=0     from the phase "rotation" on, at every tick (10 ms)
-    kill-child:at=5,every=1,count=10         SIGKILL a random imapd child, 10 times
-    kill-master:at=30                        SIGKILL master; restarted when the run ends
+
+Every kind, an example of each and what it does: docs/scenarios.md's fault table; each kind's own
+settings, defaults and bounds: its ``KIND`` in faults/injectors.py.
 
 ``at`` is seconds after the test starts (default 0), or after the phase ``phase`` starts when
 given (a fault that belongs to a phase waits for it; it never starts if the phase never runs);
@@ -26,24 +22,60 @@ from __future__ import annotations
 
 import math
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from loadtest.errors import UsageError
-from loadtest.faults.storm import MAX_RATE as MAX_STORM_RATE
 
-# kind -> (lasting?, {param: (type, default)})
-KINDS: dict[str, tuple[bool, dict[str, tuple[type, Any]]]] = {
-    "stall-master": (True, {"duration": (float, 3.0)}),
-    "signal-storm": (True, {"duration": (float, 5.0), "rate": (float, 1000.0), "signal": (str, "CHLD")}),
-    "eintr-inject": (True, {"duration": (float, 10.0)}),
-    "reload-master": (False, {}),
-    "rotate-binary": (True, {"copies": (int, 5), "duration": (float, 0.0)}),
-    "kill-child": (False, {"service": (str, "imap")}),
-    "kill-master": (False, {}),
-}
-COMMON: dict[str, tuple[type, Any]] = {"at": (float, 0.0), "every": (float, 0.0), "count": (int, 0),
-                                       "phase": (str, "")}
+
+@dataclass(frozen=True)
+class Param:
+    """One setting of a fault kind: its type, its default, and the bound it must keep
+    (``above``: strictly greater; ``at_least``: greater or equal), said as "KIND needs ...".
+    Every number is also finite and >= 0."""
+
+    type: type
+    default: Any
+    above: float | None = None
+    at_least: float | None = None
+
+    def complaint(self, kind: str, key: str, value: Any) -> str | None:
+        if self.above is not None and not value > self.above:
+            return f"{kind} needs {key} > {self.above:g}"
+        if self.at_least is not None and not value >= self.at_least:
+            return f"{kind} needs {key} >= {self.at_least:g}"
+        return None
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    """A fault kind as the grammar knows it, declared once on its injector
+    (``faults/injectors.py``, ``Injector.KIND``): its name, whether it lasts (undone after
+    ``duration``) or happens at once, its settings besides COMMON's, whether it repeats by itself
+    (``every`` is then its own period, not a schedule of occurrences), and a check of the values
+    that one setting's bound cannot say: it may normalise them in place and returns what is wrong
+    (None: nothing)."""
+
+    name: str
+    lasting: bool
+    params: dict[str, Param] = field(default_factory=dict)
+    repeats_itself: bool = False
+    check: Callable[[dict[str, Any]], str | None] | None = None
+
+
+# Settings every kind has: when it starts (after the test, or after the phase ``phase``), how
+# often it repeats and how many times.
+COMMON: dict[str, Param] = {"at": Param(float, 0.0), "every": Param(float, 0.0),
+                            "count": Param(int, 0), "phase": Param(str, "")}
+
+
+def fault_kinds() -> dict[str, FaultKind]:
+    """Every kind, in declaration order: the injectors declare them (a lazy import: the
+    injectors import this module for FaultSpec)."""
+    from loadtest.faults.injectors import KINDS
+
+    return KINDS
 
 
 @dataclass(frozen=True)
@@ -59,7 +91,7 @@ class FaultSpec:
 
     @property
     def lasting(self) -> bool:
-        return KINDS[self.kind][0]
+        return fault_kinds()[self.kind].lasting
 
     @property
     def duration(self) -> float:
@@ -67,7 +99,7 @@ class FaultSpec:
 
     def times(self, run_time: float | None = None) -> list[float]:
         """Start offsets of every occurrence (up to ``run_time`` when it repeats forever)."""
-        if self.every <= 0 or self.kind == "rotate-binary":  # rotation repeats by itself
+        if self.every <= 0 or fault_kinds()[self.kind].repeats_itself:
             return [self.at]
         if self.count:
             return [self.at + i * self.every for i in range(self.count)]
@@ -81,12 +113,13 @@ def parse_fault(text: str, source: str) -> FaultSpec:
     head, _, rest = text.strip().partition(":")
     kind, _, instance = head.partition("@")
     kind = kind.strip()
-    if kind not in KINDS:
+    kinds = fault_kinds()
+    if kind not in kinds:
         raise UsageError(f"unknown fault kind {kind!r} in {text!r} (from {source}); "
-                         f"known: {', '.join(KINDS)}")
-    lasting, params = KINDS[kind]
-    allowed = {**COMMON, **params}
-    values: dict[str, Any] = {name: default for name, (_, default) in allowed.items()}
+                         f"known: {', '.join(kinds)}")
+    declared = kinds[kind]
+    allowed = {**COMMON, **declared.params}
+    values: dict[str, Any] = {name: param.default for name, param in allowed.items()}
     seen: set[str] = set()
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, raw = item.partition("=")
@@ -97,7 +130,7 @@ def parse_fault(text: str, source: str) -> FaultSpec:
         if key in seen:
             raise UsageError(f"fault {text!r} (from {source}): {key}= given twice")
         seen.add(key)
-        kind_of = allowed[key][0]
+        kind_of = allowed[key].type
         try:
             value = kind_of(raw.strip())
         except ValueError:
@@ -109,22 +142,25 @@ def parse_fault(text: str, source: str) -> FaultSpec:
         if kind_of in (int, float) and value < 0:
             raise UsageError(f"fault {text!r} (from {source}): {key}={raw.strip()} must be >= 0")
         values[key] = value
-    if kind == "signal-storm":
-        name = str(values["signal"]).upper().removeprefix("SIG")
-        if name not in {"CHLD", "ALRM", "URG", "WINCH"}:
-            raise UsageError(f"fault {text!r} (from {source}): signal {values['signal']!r} is "
-                             "not harmless to master; use CHLD, ALRM, URG or WINCH")
-        values["signal"] = name
-        if not 0 < values["rate"] <= MAX_STORM_RATE:
-            raise UsageError(f"fault {text!r} (from {source}): rate={values['rate']:g} must be "
-                             f"> 0 and at most {MAX_STORM_RATE:,.0f} signals/s")
-    if kind == "rotate-binary" and values["copies"] < 2:
-        raise UsageError(f"fault {text!r} (from {source}): rotate-binary needs copies >= 2")
-    if kind in ("stall-master", "signal-storm", "eintr-inject") and values["duration"] <= 0:
-        raise UsageError(f"fault {text!r} (from {source}): {kind} needs duration > 0")
+    complaint = _complaint(declared, values)
+    if complaint:
+        raise UsageError(f"fault {text!r} (from {source}): {complaint}")
     common = {k: values.pop(k) for k in COMMON}
     return FaultSpec(kind, instance.strip() or None, common["at"], common["every"],
                      common["count"], values, text.strip(), phase=common["phase"].strip() or None)
+
+
+def _complaint(declared: FaultKind, values: dict[str, Any]) -> str | None:
+    """The first thing wrong with a kind's values: its own check first, then each bound."""
+    if declared.check is not None:
+        found = declared.check(values)
+        if found:
+            return found
+    for key, param in declared.params.items():
+        found = param.complaint(declared.name, key, values[key])
+        if found:
+            return found
+    return None
 
 
 def parse_faults(texts: list[str] | str | None, source: str) -> list[FaultSpec]:

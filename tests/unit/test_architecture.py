@@ -24,7 +24,8 @@ LAYERS: list[set[str]] = [
     {"imap"},                                 # timed IMAP sessions
     {"collectors", "integrity"},              # signals on a fixed clock; the mail-integrity audit
     {"faults", "gate", "agent"},              # fault injectors; rules and verdicts; the agent
-    {"report", "comparison"},                 # the offline report; two runs side by side
+    {"report", "comparison", "scenario_catalogue"},  # the offline report; two runs side by side;
+                                              # the scenarios as plain data
     {"webui"},                                # the Locust web UI (its downloads use the report)
     {"run"},                                  # one run's folder and options
     {"batch"},                                # step statistics to Locust and the gate in batches

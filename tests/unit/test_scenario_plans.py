@@ -1,9 +1,13 @@
-"""Scenario plans, the soak's process budget, the scenario gate files, and the gate naming the
+"""Scenario plans, each scenario's declaration (the CLI and the shape read the same one; plain
+data, no Locust), the soak's process budget, the scenario gate files, and the gate naming the
 injected fault a failure coincides with: all on literal data."""
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +16,11 @@ from loadtest import scenarios
 from loadtest.core.series import SeriesStore
 from loadtest.core.steps import StepRecorder
 from loadtest.deploy.deployment import Deployment, InstanceInfo
+from loadtest.faults.spec import parse_faults
 from loadtest.gate.evaluate import FAIL, PASS, evaluate
 from loadtest.gate.rules import load_rules, parse_rules
 from loadtest.report.synthetic import T0
+from loadtest.scenario_catalogue import SCENARIOS, SOAK_HARD_CAP, Scenario
 from loadtest.scenarios import (
     BulkWaveUser,
     LockFileSessionUser,
@@ -35,9 +41,71 @@ from loadtest.scenarios import (
 )
 from loadtest.users import ChurnUser, HeldSessionUser
 
-GATES = Path(__file__).resolve().parents[2] / "fixtures" / "gates"
-SCENARIO_GATES = ("morning_rush", "reconnect_storm", "konstanz_2016", "process_churn",
-                  "binary_rotation", "lockfile_churn", "stores_and_slots")
+REPO = Path(__file__).resolve().parents[2]
+GATES = REPO / "fixtures" / "gates"
+
+
+# name: (duration, users, held, provision users, service options): each scenario's defaults.
+DEFAULTS = {
+    "morning-rush": (180, 20, 20, 100, {}),
+    "reconnect-storm": (150, 8, 10, 100, {}),
+    "konstanz-2016": (120, 8, 1000, 1000, {"imapd_reuse": 1, "maxchild": 2000}),
+    "process-churn": (600, 8, 12_000, 200, {"imapd_reuse": 1, "maxchild": 12_100}),
+    "binary-rotation": (120, 6, 40, 100, {"imapd_binary": "symlink", "imapd_reuse": 5}),
+    "lockfile-churn": (120, 10, 4, 100, {}),
+    "stores-and-slots": (120, 8, 8, 100, {}),
+}
+
+
+def shape_of(scenario: Scenario) -> type[scenarios.ScenarioShape]:
+    shapes = [cls for cls in vars(scenarios).values()
+              if isinstance(cls, type) and issubclass(cls, scenarios.ScenarioShape)
+              and cls.__dict__.get("scenario") is scenario]
+    assert len(shapes) == 1, (scenario.name, shapes)
+    return shapes[0]
+
+
+def test_the_scenarios_and_their_defaults() -> None:
+    assert {name: (s.duration, s.users, s.held, s.provision_users, s.options)
+            for name, s in SCENARIOS.items()} == DEFAULTS
+    assert all(name == s.name for name, s in SCENARIOS.items())
+    assert SCENARIOS["process-churn"].held == SOAK_HARD_CAP == scenarios.SOAK_HARD_CAP
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_shape_without_options_plans_with_the_declared_defaults(name: str) -> None:
+    scenario = SCENARIOS[name]
+    shape = shape_of(scenario)()  # no runner: no options, the defaults
+    assert shape.sizes() == scenarios.Sizes(scenario.duration, scenario.users, scenario.held)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_locustfile_runs_the_scenarios_shape_and_its_gate_exists(name: str) -> None:
+    scenario = SCENARIOS[name]
+    locustfile = REPO / "locustfiles" / scenario.locustfile
+    imported = {alias.name for node in ast.walk(ast.parse(locustfile.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.module == "loadtest.scenarios"
+                for alias in node.names}
+    shapes = {n for n in imported if issubclass(getattr(scenarios, n), scenarios.ScenarioShape)}
+    assert shapes == {shape_of(scenario).__name__}
+    assert (GATES / scenario.gate_file).is_file()
+    if scenario.compare_gate:
+        assert (GATES / scenario.compare_gate).is_file()
+    if scenario.topology:
+        assert (REPO / "fixtures" / "topologies" / scenario.topology).is_file()
+
+
+@pytest.mark.parametrize("name", [n for n, s in SCENARIOS.items() if s.faults])
+def test_a_scenarios_own_faults_parse(name: str) -> None:
+    assert parse_faults(list(SCENARIOS[name].faults), f"scenario {name}")
+
+
+def test_the_catalogue_and_the_scenario_command_import_no_locust() -> None:
+    code = ("import sys, loadtest.scenario_catalogue, loadtest.scenario_cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO)
+    assert out.stdout.strip() == "[]"
 
 
 def contiguous(phases) -> bool:
@@ -171,10 +239,10 @@ def test_process_budget(maxchild: int, mem: int | None, nofile: int | None, cap:
     assert process_budget(maxchild, 10, mem, nofile, cap=cap) == expected
 
 
-@pytest.mark.parametrize("name", SCENARIO_GATES)
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_gate_files_load(name: str) -> None:
-    rules = load_rules(GATES / f"{name}.toml")
-    assert rules.rules and rules.name == name.replace("_", "-")
+    rules = load_rules(GATES / SCENARIOS[name].gate_file)
+    assert rules.rules and rules.name == name
 
 
 def test_stores_and_slots_gate_judges_every_slot() -> None:
@@ -245,3 +313,16 @@ def test_acceptance_shape_plans_again_with_the_options_of_each_start() -> None:
     shape.reset_time()  # Locust's next start
     shape.tick()
     assert shape._phases[-1].end == 20
+
+
+def test_a_given_deployment_is_checked_against_the_scenarios_declaration(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loadtest.errors import UsageError
+    from loadtest.scenario_cli import _check_fit
+
+    deployment = deployment_with_maxchild(tmp_path, 700)
+    _check_fit("process-churn", SCENARIOS["process-churn"], deployment)
+    assert ("instance s1 runs maxchild=700, the scenario expects 12100"
+            in capsys.readouterr().out)
+    with pytest.raises(UsageError, match="instance s1 does not run imapd through a symlink"):
+        _check_fit("binary-rotation", SCENARIOS["binary-rotation"], deployment)
