@@ -26,11 +26,10 @@ from locust import task
 
 from loadtest import plugin
 from loadtest.errors import UsageError
-from loadtest.faults.eintr import KONSTANZ_WINDOW_S
 from loadtest.imap.failures import StepFailure
 from loadtest.imap.lean import login_command
 from loadtest.imap.transport import DISCONNECT_LOGOUT
-from loadtest.scenario_catalogue import SCENARIOS, SOAK_HARD_CAP, Scenario
+from loadtest.scenario_catalogue import KONSTANZ_WINDOW_S, SCENARIOS, SOAK_HARD_CAP, Scenario
 from loadtest.settings import Option, declare, positive_float, positive_int
 from loadtest.shapes import Phase, PhasedShape, fast_spawn_rate
 from loadtest.users import ChurnUser, HeldSessionUser, ReconnectFloodUser

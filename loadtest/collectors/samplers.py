@@ -920,7 +920,7 @@ class ProbeSampler:
             if start in current:
                 continue
             del self._stall_events[start]
-            successor = next((stall.start for stall in sorted(stalls, key=lambda s: s.start)
+            successor = next((stall.start for stall in stalls  # in start order
                               if stall.start > start and stall.start not in self._stall_events
                               and not self._closed(stall.start)), None)
             if successor is None:

@@ -35,10 +35,6 @@ from pathlib import Path
 from loadtest.faults.storm import PARENT_CHECK_S, Stop, die_with_parent, stop_on_signals
 
 SYSCALL = "pselect6"  # master's wait in Cyrus 3.x (glibc's pselect on x86-64)
-# The konstanz-2016 scenario's injection window (its fault and its "interrupted" phase): long
-# enough that a loop which never completes shows as a heartbeat gap several times the 1 s
-# stats period, short next to the incident's minutes.
-KONSTANZ_WINDOW_S = 10.0
 ATTACH_TIMEOUT_S = 3.0
 STOP_TIMEOUT_S = 2.0  # master must reach its group stop within this
 LAST_RESORT_SLACK_S = 5.0  # strace's own timeout beyond the fault's duration

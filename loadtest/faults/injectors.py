@@ -29,7 +29,6 @@ from loadtest.deploy.procs import pid_alive
 from loadtest.deploy.render import InstancePaths
 from loadtest.errors import UsageError
 from loadtest.faults.eintr import SYSCALL as EINTR_SYSCALL
-from loadtest.faults.eintr import tracer_of  # noqa: F401 - tests look it up here
 from loadtest.faults.guardian import Guardian, signal_action, symlink_action
 from loadtest.faults.spec import FaultKind, FaultSpec, Param
 from loadtest.faults.storm import MAX_RATE as MAX_STORM_RATE
@@ -132,6 +131,26 @@ class _BoundedProcess(Injector):
                                       close_fds=True)
         self.active = True
 
+    def _start(self, argv: list[str], what: str) -> None:
+        """Spawn the fault's process and wait for its first line: "ready" (the fault's window
+        starts now, not at the fork) or "error WHY" (raised as WHY)."""
+        self._spawn(argv)
+        stdout = self._running().stdout
+        line = stdout.readline().decode(errors="replace").strip() if stdout else ""
+        if line != "ready":
+            raise OSError(line.removeprefix("error ") if line.startswith("error ") else
+                          f"the {what} process did not start: {self._finish()[-200:]!r}")
+
+    def _report(self, missing: str, output: str) -> dict[str, Any]:
+        """Stop the process and return its report, the JSON object on its last line (when there
+        is none: ``missing`` None and the process's output under ``output``)."""
+        out = self._finish()
+        super().undo()
+        try:
+            return dict(json.loads(out.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            return {missing: None, output: out.strip()[-200:]}
+
     def _finish(self) -> str:
         """Stop the process (if it still runs) and return its output."""
         proc = getattr(self, "_proc", None)
@@ -181,23 +200,15 @@ class SignalStorm(_BoundedProcess):
     def apply(self) -> dict[str, Any]:
         pid = self._master()
         rate = float(self.spec.params["rate"])
-        self._spawn([sys.executable, "-m", "loadtest.faults.storm", "--pid", str(pid),
+        self._start([sys.executable, "-m", "loadtest.faults.storm", "--pid", str(pid),
                      "--signal", self.spec.params["signal"], "--rate", repr(rate),
                      "--duration", repr(self.spec.duration + self.SLACK_S),
-                     "--parent", str(os.getpid())])
-        stdout = self._running().stdout
-        if stdout is None or stdout.readline().strip() != b"ready":  # Python's start-up is not storm
-            raise OSError(f"the signal storm process did not start: {self._finish()[-200:]!r}")
+                     "--parent", str(os.getpid())], "signal storm")
         return {"pid": pid, "rate": rate, "signal": self.spec.params["signal"],
                 "storm_pid": self._running().pid}
 
     def undo(self) -> dict[str, Any]:
-        out = self._finish()
-        super().undo()
-        try:
-            return json.loads(out.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return {"signals_delivered": None, "storm_output": out.strip()[-200:]}
+        return self._report("signals_delivered", "storm_output")
 
 
 class EintrInject(_BoundedProcess):
@@ -221,25 +232,14 @@ class EintrInject(_BoundedProcess):
         pid = self._master()
         # Should the fault's process be killed between its SIGSTOP and SIGCONT of master.
         self.guard([signal_action(pid, "CONT")])
-        self._spawn([sys.executable, "-m", "loadtest.faults.eintr", "--pid", str(pid),
-                     "--duration", repr(self.spec.duration), "--parent", str(os.getpid())])
-        stdout = self._running().stdout
-        line = stdout.readline().decode(errors="replace").strip() if stdout else ""
-        if line != "ready":
-            raise OSError(line.removeprefix("error ") or
-                          f"the eintr-inject process did not start: {self._finish()[-200:]!r}")
+        self._start([sys.executable, "-m", "loadtest.faults.eintr", "--pid", str(pid),
+                     "--duration", repr(self.spec.duration), "--parent", str(os.getpid())],
+                    "eintr-inject")
         return {"pid": pid, "syscall": EINTR_SYSCALL, "errno": "EINTR",
                 "injector_pid": self._running().pid}
 
     def undo(self) -> dict[str, Any]:
-        if not self.active:
-            return {}
-        out = self._finish()
-        super().undo()
-        try:
-            return dict(json.loads(out.strip().splitlines()[-1]))
-        except (ValueError, IndexError):
-            return {"injected_eintr": None, "injector_output": out.strip()[-200:]}
+        return self._report("injected_eintr", "injector_output") if self.active else {}
 
 
 class ReloadMaster(Injector):

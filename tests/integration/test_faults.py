@@ -24,7 +24,7 @@ from loadtest.deploy.procs import pid_alive
 from loadtest.deploy.render import InstancePaths
 from loadtest.errors import UsageError
 from loadtest.faults import FaultRunner, parse_faults
-from loadtest.faults import injectors as inj
+from loadtest.faults.eintr import tracer_of
 
 pytestmark = [pytest.mark.cyrus, pytest.mark.usefixtures("no_fault_left")]
 
@@ -139,7 +139,7 @@ def test_eintr_inject_window_counts_and_detaches(make_deployment) -> None:
     # Every wait of master failed with EINTR while strace was attached (Cyrus 3.6 retries).
     assert event.detail["injected_eintr"] > 100, event.detail
     assert event.detail["injected_eintr"] == event.detail["pselect6_calls"]
-    assert event.detail["detached"] is True and inj.tracer_of(info.master_pid) == 0
+    assert event.detail["detached"] is True and tracer_of(info.master_pid) == 0
     # Detached from a parked master (SIGSTOP, detach, SIGCONT): master survives and serves.
     assert event.detail["detach"] == "stopped, detached, continued", event.detail
     assert event.detail["master_alive_after"] is True and pid_alive(info.master_pid)
@@ -178,10 +178,10 @@ def test_storm_and_strace_end_by_themselves_when_the_generator_is_killed(
     assert all("error" not in d for d in details.values()), details
     storm_pid = details["signal-storm"]["storm_pid"]
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (pid_alive(storm_pid) or inj.tracer_of(info.master_pid)):
+    while time.monotonic() < deadline and (pid_alive(storm_pid) or tracer_of(info.master_pid)):
         time.sleep(0.05)
     assert not pid_alive(storm_pid), "the storm outlived its generator"
-    assert inj.tracer_of(info.master_pid) == 0, "strace stayed attached after its generator died"
+    assert tracer_of(info.master_pid) == 0, "strace stayed attached after its generator died"
     if os.getuid() == 0:  # the eintr process detached safely on its parent's death
         assert pid_alive(info.master_pid) and greeting(info).startswith(b"* OK")
 

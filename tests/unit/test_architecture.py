@@ -17,15 +17,15 @@ PACKAGE = Path(__file__).resolve().parents[2] / "loadtest"
 # Bottom first. A unit may import units of strictly lower layers (and itself).
 LAYERS: list[set[str]] = [
     {"__init__", "errors"},                   # version, format version, exit codes
-    {"paths", "tomllines", "safety", "settings"},  # generic helpers with no Cyrus knowledge
+    {"paths", "tomllines", "safety", "settings", "scenario_catalogue"},  # generic helpers with
+                                              # no Cyrus knowledge; the scenarios as plain data
     {"core"},                                 # run model: series, steps, run folder, parsers, credentials,
                                               # IMAP on the wire (imapwire)
     {"deploy"},                               # disposable Cyrus deployments
     {"imap"},                                 # timed IMAP sessions
     {"collectors", "integrity"},              # signals on a fixed clock; the mail-integrity audit
     {"faults", "gate", "agent"},              # fault injectors; rules and verdicts; the agent
-    {"report", "comparison", "scenario_catalogue"},  # the offline report; two runs side by side;
-                                              # the scenarios as plain data
+    {"report", "comparison"},                 # the offline report; two runs side by side
     {"webui"},                                # the Locust web UI (its downloads use the report)
     {"run"},                                  # one run's folder and options
     {"batch"},                                # step statistics to Locust and the gate in batches

@@ -131,7 +131,7 @@ def test_reconnect_storm_adds_then_removes_storm_users() -> None:
 
 
 def test_konstanz_2016_arrives_fast_storms_is_interrupted_recovers_and_leaves() -> None:
-    from loadtest.faults.eintr import KONSTANZ_WINDOW_S
+    from loadtest.scenario_catalogue import KONSTANZ_WINDOW_S
 
     phases = plan_konstanz_2016(Sizes(120, 8, 1000))
     assert [p.name for p in phases] == ["arrive", "steady", "storm", "interrupted", "recovery",
