@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -26,8 +27,15 @@ def test_metrics_url_against_cyrus_httpd(make_deployment: Callable[..., Deployme
     deployment = make_deployment(users=4, httpd_metrics=True)
     info = deployment.instances[0]
     assert info.metrics_url and info.metrics_url.startswith("http://127.0.0.1:")
-    page = urllib.request.urlopen(info.metrics_url, timeout=10).read().decode()
-    names = {s.name for s in parse_prometheus(page)}
+    # promstatsd publishes imapd's figures on its own period after start: wait for them, bounded
+    # (once read at once, it missed them in 1 of 4 clean-clone runs).
+    deadline = time.monotonic() + 15
+    while True:
+        page = urllib.request.urlopen(info.metrics_url, timeout=10).read().decode()
+        names = {s.name for s in parse_prometheus(page)}
+        if "cyrus_imap_ready_listeners" in names or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert "cyrus_imap_ready_listeners" in names  # what imapd reports, via promstatsd
     assert parse_master_stats(page).updated is not None  # master's figures, timestamped
 
