@@ -83,6 +83,23 @@ def parse_master_stats(text: str) -> MasterStats:
     return MasterStats(values, updated)
 
 
+def master_report_whole(text: str) -> bool:
+    """Whether ``text`` is one whole report of master's, not a read torn by master rewriting the
+    file meanwhile. Master writes the report in place (one write, then ftruncate) with the same
+    millisecond timestamp on every sample, so a read that caught a write halfway has samples of
+    two reports (two timestamps), a line cut in two (a parse error) or no final newline. An
+    empty file (master has not written yet) counts as whole."""
+    if not text:
+        return True
+    if not text.endswith("\n"):
+        return False
+    try:
+        samples = parse_prometheus(text)
+    except ParseError:
+        return False
+    return len({s.timestamp for s in samples}) <= 1
+
+
 # -- /proc/net/tcp and tcp6 -------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

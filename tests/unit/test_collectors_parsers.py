@@ -96,6 +96,21 @@ def test_master_stats_per_service_and_family_with_ms_timestamp() -> None:
     assert "forks_per_second" not in imap
 
 
+def test_a_whole_master_report_and_reads_torn_by_a_write() -> None:
+    assert parsers.master_report_whole(MASTER_TXT)
+    assert parsers.master_report_whole("")  # master has not written yet
+    # A shorter new report written over a longer old one, read before master's ftruncate:
+    # the old report's tail follows with its older timestamp.
+    newer = MASTER_TXT.replace("1795258256753", "1795258257754")
+    cut = newer.index("# HELP cyrus_master_max_forks_per_second")
+    assert not parsers.master_report_whole(newer[:cut] + MASTER_TXT[cut:])
+    # A read that ends inside a line, and one cut in the middle of a timestamp.
+    assert not parsers.master_report_whole(MASTER_TXT[:MASTER_TXT.index(" 3 1795") + 3])
+    # (new and old differ from the timestamp's tenth digit on)
+    inside = newer.index("1795258257754") + 11
+    assert not parsers.master_report_whole(newer[:inside] + MASTER_TXT[inside:])
+
+
 def test_metrics_page_sums_families_and_has_no_heartbeat() -> None:
     stats = parsers.parse_master_stats(METRICS_PAGE)
     assert stats.updated is None
