@@ -353,7 +353,9 @@ class Bench:
             self.figures.append(fg.missing("collectors_core_percent", "collectors: share of one core",
                                            "%", f"{COLLECTORS_COST} not found (not a source checkout)"))
             return
-        cmd = [sys.executable, str(COLLECTORS_COST), "--prefork", str(prefork), "--seconds", str(seconds)]
+        # --gevent: the collectors run in Locust's gevent-patched process during a run.
+        cmd = [sys.executable, str(COLLECTORS_COST), "--prefork", str(prefork),
+               "--seconds", str(seconds), "--gevent"]
         _returncode, out, err = run_bounded(cmd, seconds + 120)
         percent, detail = parse_collectors_cost(out)
         detail.update(prefork=prefork, seconds=seconds, command=" ".join(cmd[1:]))

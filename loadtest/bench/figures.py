@@ -30,7 +30,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "lean_churn_sessions_per_s_cyrus": (">=", 595.0, "imaptest against Cyrus, data on disk"),
     "held_kb_per_session": ("<=", 100.0, "issue 8"),
     "held_sessions": (">=", 5000.0, "issue 8"),
-    "collectors_core_percent": ("<", 2.0, "issue 8"),
+    "collectors_core_percent": ("<=", 1.0, "issue 16 (300 children, --long)"),
 }
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 
@@ -217,7 +217,8 @@ def collectors_figure(percent: float | None, detail: dict[str, Any]) -> Figure:
     return Figure("collectors_core_percent", "collectors at default rates: share of one core",
                   percent, "%",
                   "benchmarks/collectors_cost.py: CPU of the collecting process (getrusage) over "
-                  "the wall time, every collector at default rates, N ready imapd children", detail)
+                  "the wall time, every collector at default rates, N ready imapd children (no "
+                  "imaps service: N in all), under gevent as in a Locust run", detail)
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:

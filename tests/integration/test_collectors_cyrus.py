@@ -234,7 +234,6 @@ def test_reading_the_stats_file_never_holds_off_masters_report(
     loops (far busier than the collectors) must not make it skip: every report still comes
     about a second after the one before, and every read is whole."""
     from loadtest.collectors.samplers import read_master_report
-    from loadtest.core.parsers import parse_master_stats
 
     stats_file = cyrus_deployment.instances[0].stats_file
     stop = threading.Event()
@@ -243,11 +242,11 @@ def test_reading_the_stats_file_never_holds_off_masters_report(
 
     def reader(record: bool) -> None:
         while not stop.is_set():
-            text = read_master_report(stats_file, attempts=1)
-            if text is None:
+            stats = read_master_report(stats_file, attempts=1)
+            if stats is None:
                 torn[0] += 1
                 continue
-            updated = parse_master_stats(text).updated
+            updated = stats.updated
             if record and updated is not None and (not reports or updated > reports[-1]):
                 reports.append(updated)
 

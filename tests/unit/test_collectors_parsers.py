@@ -97,18 +97,38 @@ def test_master_stats_per_service_and_family_with_ms_timestamp() -> None:
 
 
 def test_a_whole_master_report_and_reads_torn_by_a_write() -> None:
+    """Master rewrites the file in place: a read during a write is torn. The fast parser of
+    master's own lines and the general Prometheus one agree on whole reports and both refuse
+    torn ones."""
+    whole = parsers.parse_master_report(MASTER_TXT)
+    assert whole == parsers.parse_master_stats(MASTER_TXT)
     assert parsers.master_report_whole(MASTER_TXT)
-    assert parsers.master_report_whole("")  # master has not written yet
-    # A shorter new report written over a longer old one, read before master's ftruncate:
-    # the old report's tail follows with its older timestamp.
+    assert parsers.parse_master_report("") == parsers.MasterStats({}, None)  # not written yet
+    assert parsers.master_report_whole("")
     newer = MASTER_TXT.replace("1795258256753", "1795258257754")
     cut = newer.index("# HELP cyrus_master_max_forks_per_second")
-    assert not parsers.master_report_whole(newer[:cut] + MASTER_TXT[cut:])
-    # A read that ends inside a line, and one cut in the middle of a timestamp.
-    assert not parsers.master_report_whole(MASTER_TXT[:MASTER_TXT.index(" 3 1795") + 3])
     # (new and old differ from the timestamp's tenth digit on)
     inside = newer.index("1795258257754") + 11
-    assert not parsers.master_report_whole(newer[:inside] + MASTER_TXT[inside:])
+    torn = [
+        # A shorter new report over a longer old one, read before master's ftruncate: the old
+        # report's tail follows with its older timestamp.
+        newer[:cut] + MASTER_TXT[cut:],
+        MASTER_TXT[:MASTER_TXT.index(" 3 1795") + 3],  # the read ends inside a line
+        newer[:inside] + MASTER_TXT[inside:],  # cut in the middle of a timestamp
+        MASTER_TXT[:cut] + "cyrus_master_max_forks_per_second{servi" + MASTER_TXT[cut:],
+    ]
+    for text in torn:
+        assert parsers.parse_master_report(text) is None, text
+        assert not parsers.master_report_whole(text), text
+
+
+def test_master_report_in_another_format_goes_to_the_general_parser() -> None:
+    # A label master does not write today, and a sample without a timestamp.
+    text = MASTER_TXT.replace('{service="imap",family="ipv4"}',
+                              '{service="imap",family="ipv4",host="a"}')
+    stats = parsers.parse_master_report(text)
+    assert stats is not None and stats.values[("imap", "ipv4")]["max_children"] == 400
+    assert stats.updated == pytest.approx(1795258256.753)
 
 
 def test_metrics_page_sums_families_and_has_no_heartbeat() -> None:
@@ -182,6 +202,16 @@ def test_children_and_service_naming() -> None:
     # environ unreadable (permission denied): the program name stands in
     assert parsers.service_of(None, cmd) == "imapd"
     assert parsers.service_of(None, None) == "unknown"
+
+
+def test_one_environment_variable_wherever_it_stands() -> None:
+    value = parsers.environ_value
+    assert value(b"CYRUS_SERVICE=imap\0PATH=/bin\0", b"CYRUS_SERVICE") == "imap"
+    assert value(b"PATH=/bin\0CYRUS_SERVICE=imaps\0X=1\0", b"CYRUS_SERVICE") == "imaps"
+    assert value(b"PATH=/bin\0CYRUS_SERVICE=pop3", b"CYRUS_SERVICE") == "pop3"  # no final NUL
+    assert value(b"XCYRUS_SERVICE=no\0PATH=/bin\0", b"CYRUS_SERVICE") is None
+    assert value(b"PATH=/bin\0", b"CYRUS_SERVICE") is None
+    assert value(b"CYRUS_SERVICE=\0", b"CYRUS_SERVICE") == ""
 
 
 # sock_diag reply (NETLINK_SOCK_DIAG, AF_INET listeners) captured on Linux 6.x: four listeners,

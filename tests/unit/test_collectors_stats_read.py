@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from loadtest.collectors.samplers import read_master_report
+from loadtest.core.parsers import parse_master_stats
 from tests.unit.test_collectors_parsers import MASTER_TXT
 
 
@@ -23,7 +24,7 @@ def test_read_while_another_process_holds_the_lock(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        assert read_master_report(str(stats), attempts=1) == MASTER_TXT
+        assert read_master_report(str(stats), attempts=1) == parse_master_stats(MASTER_TXT)
     finally:
         holder.kill()
         holder.wait(5)
@@ -34,4 +35,4 @@ def test_torn_reads_are_retried_then_given_up(tmp_path: Path) -> None:
     stats.write_text(MASTER_TXT[:-30])  # cut inside its last line: never whole
     assert read_master_report(str(stats), attempts=3) is None
     stats.write_text(MASTER_TXT)
-    assert read_master_report(str(stats), attempts=3) == MASTER_TXT
+    assert read_master_report(str(stats), attempts=3) == parse_master_stats(MASTER_TXT)
