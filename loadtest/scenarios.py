@@ -162,15 +162,26 @@ class LockFileSessionUser(ChurnUser):
                     lock.unlink()
 
 
-def lock_dir_of(environment: Any, instance: str | None) -> Path | None:
-    """The lock directory of a local deployment's instance (None: remote or not found)."""
-    settings = plugin.settings_of(environment)
+def local_deployment(settings: Any) -> Any:
+    """The local deployment the settings name, loaded afresh (the web form may have changed
+    them since the run was set up, and a worker has no run); None for a remote target
+    (``--imap-host``) or when none is found."""
     if settings is None or settings.get("imap_host"):
         return None
     from loadtest.deploy.deployment import load_deployment
 
     try:
-        deployment = load_deployment(settings.get("deployment"), settings.source("deployment"))
+        return load_deployment(settings.get("deployment"), settings.source("deployment"))
+    except UsageError:
+        return None
+
+
+def lock_dir_of(environment: Any, instance: str | None) -> Path | None:
+    """The lock directory of a local deployment's instance (None: remote or not found)."""
+    deployment = local_deployment(plugin.settings_of(environment))
+    if deployment is None:
+        return None
+    try:
         info = deployment.instance(instance) if instance else deployment.instances[0]
     except UsageError:
         return None
@@ -444,15 +455,7 @@ class ProcessChurnShape(ScenarioShape):
 
     def _deployment(self) -> Any:
         """The local deployment the run uses (None for a remote target or none found)."""
-        settings = self.settings()
-        if settings is None or settings.get("imap_host"):
-            return None
-        from loadtest.deploy.deployment import load_deployment
-
-        try:
-            return load_deployment(settings.get("deployment"), settings.source("deployment"))
-        except UsageError:
-            return None
+        return local_deployment(self.settings())
 
 
 class BinaryRotationShape(ScenarioShape):
