@@ -28,7 +28,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "multiplexed_churn_cpu_us_cyrus": ("<=", 170.0, "issue 16: imaptest's CPU per session against Cyrus"),
     "imapclient_churn_cpu_us_responder": ("<=", 450.0, "issue 8"),
     "lean_churn_sessions_per_s_cyrus": (">=", 595.0, "imaptest against Cyrus, data on disk"),
-    "held_kb_per_session": ("<=", 100.0, "issue 8"),
+    "held_kb_per_session": ("<=", 20.0, "issue 16"),
     "held_sessions": (">=", 5000.0, "issue 8"),
     "collectors_core_percent": ("<=", 1.0, "issue 16 (300 children, --long)"),
 }

@@ -87,7 +87,9 @@ class _PhasedIMAP4(imaplib.IMAP4):
         # ignores below are where this class mirrors imaplib 3.11's internals.
         self.tagpre = _TAG_PREFIX  # type: ignore[assignment]
         self.tagre = _TAG_RE  # type: ignore[assignment]
-        self._cmd_log_len = 10
+        # imaplib keeps the last _cmd_log_len lines of every session for print_log(), which
+        # nothing here calls: 10 lines with their times are about 1 KB of each held session.
+        self._cmd_log_len = 1
         self._cmd_log_idx = 0
         self._cmd_log: dict[int, tuple[bytes, float]] = {}
         self.welcome = self._get_response()
