@@ -81,8 +81,10 @@ def test_flood_with_login_counts_login_successes() -> None:
 def test_held_memory_per_session() -> None:
     raw = {"logged_in": 5000, "rss_before_bytes": 50 * 2**20, "rss_after_bytes": 150 * 2**20}
     per_session, count = fg.held_figures(raw, 5000)
-    assert per_session.value == pytest.approx(20.5, abs=0.1) and per_session.met is True
+    assert per_session.value == pytest.approx(20.5, abs=0.1) and per_session.met is False  # <= 20
     assert count.value == 5000.0 and count.met is True
+    lean = fg.held_figures({**raw, "rss_after_bytes": 140 * 2**20}, 5000)[0]
+    assert lean.value == pytest.approx(18.4, abs=0.1) and lean.met is True
     short = fg.held_figures({**raw, "logged_in": 4000}, 5000)[1]
     assert short.met is False
 
