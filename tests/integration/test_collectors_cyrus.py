@@ -228,37 +228,49 @@ def test_watch_prints_live_series(cyrus_deployment: Deployment) -> None:
     assert any(line.startswith(f"{label['load1']} [host]") for line in lines)
 
 
+# Three readers in tight loops, in OS threads of their own process: under gevent's monkey
+# patching (Locust, imported by other tests) threads here would be greenlets that never yield.
+TIGHT_READERS = """
+import json, sys, threading, time
+from loadtest.collectors.samplers import read_master_report
+stats_file, seconds = sys.argv[1], float(sys.argv[2])
+reports, torn, stop = [], [0], threading.Event()
+def reader(record):
+    while not stop.is_set():
+        stats = read_master_report(stats_file, attempts=1)
+        if stats is None:
+            torn[0] += 1
+        elif record and stats.updated is not None and (not reports or stats.updated > reports[-1]):
+            reports.append(stats.updated)
+threads = [threading.Thread(target=reader, args=(i == 0,), daemon=True) for i in range(3)]
+for thread in threads:
+    thread.start()
+time.sleep(seconds)
+stop.set()
+for thread in threads:
+    thread.join(5)
+print(json.dumps({"reports": reports, "torn": torn[0]}))
+"""
+
+
 def test_reading_the_stats_file_never_holds_off_masters_report(
         cyrus_deployment: Deployment) -> None:
-    """Master skips its 1 s report while anyone holds a lock on the file. Two readers in tight
-    loops (far busier than the collectors) must not make it skip: every report still comes
-    about a second after the one before, and every read is whole."""
-    from loadtest.collectors.samplers import read_master_report
+    """Master skips its 1 s report while anyone holds a lock on the file. Three readers in
+    tight loops (far busier than the collectors) must not make it skip: every report still
+    comes about a second after the one before."""
+    import json
+    import subprocess
+    import sys
 
     stats_file = cyrus_deployment.instances[0].stats_file
-    stop = threading.Event()
-    reports: list[float] = []
-    torn = [0]
-
-    def reader(record: bool) -> None:
-        while not stop.is_set():
-            stats = read_master_report(stats_file, attempts=1)
-            if stats is None:
-                torn[0] += 1
-                continue
-            updated = stats.updated
-            if record and updated is not None and (not reports or updated > reports[-1]):
-                reports.append(updated)
-
-    threads = [threading.Thread(target=reader, args=(i == 0,), daemon=True) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    time.sleep(6.0)
-    stop.set()
-    for thread in threads:
-        thread.join(5)
+    done = subprocess.run([sys.executable, "-c", TIGHT_READERS, stats_file, "6"],
+                          capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    reports = result["reports"]
     between = [b - a for a, b in zip(reports, reports[1:], strict=False)]
     print(f"\n{len(reports)} reports in 6 s, longest between two {max(between, default=0):.3f} s, "
-          f"torn reads {torn[0]}")
+          f"torn reads {result['torn']}")
     assert len(reports) >= 5, reports
     assert max(between) < 1.6, between
