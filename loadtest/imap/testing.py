@@ -76,6 +76,7 @@ class Connection:
     commands: list[str] = field(default_factory=list)  # command names, upper case (no arguments)
     literals: list[bytes] = field(default_factory=list)  # the literals of the commands, in order
     end: str | None = None  # "logout", "fin", "rst", "server" (we dropped it), "error"
+    peer: tuple[str, int] | None = None  # the client's address and port
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -189,10 +190,10 @@ class FakeImapServer:
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                sock, _ = self._listener.accept()
+                sock, peer = self._listener.accept()
             except OSError:
                 return
-            conn = Connection()
+            conn = Connection(peer=peer[:2])
             self.connections.append(conn)
             self._spawn(self._serve, sock, conn)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.core.series import SeriesStore
-from loadtest.core.steps import StepRecorder, StepStats, locust_listener
+from loadtest.core.steps import StepRecorder, StepStats, _to_us, counted_us, locust_listener
 from loadtest.gate.evaluate import nearest_rank
 
 T = 1_700_000_000.0
@@ -111,6 +111,28 @@ def test_steps_json_round_trip(tmp_path: Path) -> None:
     assert back.to_dict()["entries"] == rec.to_dict()["entries"]
     with pytest.raises(ValueError, match="format"):
         StepRecorder().merge({"format": 99})
+
+
+def test_counted_us_rounds_and_clamps_as_one_by_one() -> None:
+    values = [0.0, 0.0004, 0.2, 0.2004, 0.1996, 1.5, 1e12, 0.2]
+    expected: dict[int, int] = {}
+    for v in values:
+        expected[_to_us(v)] = expected.get(_to_us(v), 0) + 1
+    assert dict(counted_us(values)) == expected == {1: 2, 200: 4, 1500: 1, 3_600_000_000: 1}
+    assert dict(counted_us([])) == {}
+
+
+def test_a_batch_records_the_same_histograms_as_one_request_at_a_time() -> None:
+    rng = random.Random(3)
+    values = [rng.lognormvariate(math.log(0.3), 0.6) for _ in range(3000)] + [0.0, 5e9]
+    one_by_one, batched = StepRecorder(), StepRecorder()
+    for v in values:
+        one_by_one.on_request("IMAP", "LOGIN", v, False, None, "s1", t=T + 0.5)
+    batched.on_batch("IMAP", "LOGIN", values, None, "s1", t=T + 0.5)
+    assert batched.to_dict(include_pending_seconds=True) == one_by_one.to_dict(
+        include_pending_seconds=True)
+    stats = batched.stats[("IMAP", "LOGIN", None, "s1")]
+    assert stats.count == len(values) and stats.histogram.get_min_value() == 1
 
 
 def test_per_second_series() -> None:

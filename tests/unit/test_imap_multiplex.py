@@ -4,6 +4,7 @@ pacing. Client-side behaviour only; against Cyrus see the bench (`--imap-multipl
 
 from __future__ import annotations
 
+import _socket
 import socket
 import time
 
@@ -13,7 +14,7 @@ from gevent.monkey import get_original
 from loadtest.core.credentials import Credential
 from loadtest.imap import failures as f
 from loadtest.imap.lean import login_command
-from loadtest.imap.multiplex import Connection, Multiplexer, program
+from loadtest.imap.multiplex import Connection, Multiplexer, program, reset_in_place
 from loadtest.imap.testing import BAD, BYE, DROP, GARBAGE, NO, STALL, FakeImapServer
 from loadtest.imap.transport import DISCONNECT_CLOSE, DISCONNECT_LOGOUT, DISCONNECT_RESET, Target
 
@@ -83,6 +84,49 @@ def test_flood_leaves_with_rst_or_fin(disconnect: str, end: str) -> None:
         assert all(c.done.wait(2) for c in first[:5])
     assert run.failures == [] and {c.end for c in first[:5]} == {end}
     assert all(c.commands == [] for c in first[:5])
+
+
+def test_reset_flood_keeps_its_socket_and_connects_from_a_new_port_each_cycle() -> None:
+    with FakeImapServer() as server:
+        run = Run()
+        conn = Connection(_target(server), program(LOGIN_LINE, False, DISCONNECT_RESET),
+                          DISCONNECT_RESET)
+        sockets = []  # held: a closed socket's id or descriptor could be reused by the next
+
+        def enough(r: Run) -> bool:
+            sockets.append(conn.sock)
+            return r.steps(f.LOGIN) >= 5
+
+        run.drive([conn], enough)
+        first = server.wait_connections(5)[:5]
+        assert all(c.done.wait(2) for c in first)
+    assert run.failures == [] and len({id(s) for s in sockets if s is not None}) == 1
+    assert {c.end for c in first} == {"rst"} and all(c.commands == ["LOGIN"] for c in first)
+    assert len({c.peer for c in first}) == 5
+
+
+def test_reset_in_place_sends_rst_and_leaves_the_socket_ready_to_connect_again() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        # The C socket, as the loop's: gevent's connect would first raise the error the reset
+        # left pending, which the kernel's connect clears.
+        client = _socket.socket()
+        ports = []
+        for _ in range(2):
+            client.connect(listener.getsockname())
+            ports.append(client.getsockname()[1])
+            server_side, _ = listener.accept()
+            with server_side:
+                server_side.sendall(b"* OK\r\n")
+                assert client.recv(16) == b"* OK\r\n"
+                assert reset_in_place(client.fileno())
+                with pytest.raises(ConnectionResetError):
+                    server_side.recv(16)
+            with pytest.raises(OSError):  # unconnected now
+                client.getpeername()
+        client.close()
+    assert ports[0] != ports[1]
 
 
 def test_flood_with_login() -> None:
