@@ -1,6 +1,7 @@
 """The multiplexed lean path (loadtest.imap.multiplex) against the fake server: the same steps
 and failure classes as the greenlet-per-connection lean path, deadlines from the timer wheel,
-pacing. Client-side behaviour only; against Cyrus see the bench (`--imap-multiplex`)."""
+pacing. Client-side behaviour only; against Cyrus see tests/integration/test_multiplex_cyrus.py and
+the bench (`--imap-multiplex`)."""
 
 from __future__ import annotations
 
