@@ -60,23 +60,26 @@ def measure(deployment: Deployment, root: str, chosen: tuple[str, ...], seconds:
         config = config.updated({"collectors": ",".join(chosen)}, "--collectors")
     collectors = CollectorSet.from_deployment(deployment, store, config,
                                               artifacts=os.path.join(root, "artifacts"))
-    time.sleep(0.5)
-    cpu0, wall0 = cpu_seconds(), time.monotonic()
+    user0, system0 = cpu_seconds()
+    wall0 = time.monotonic()
     collectors.start()
     time.sleep(seconds)
     collectors.stop()
-    (user1, sys1), wall = cpu_seconds(), time.monotonic() - wall0
-    user, system = user1 - cpu0[0], sys1 - cpu0[1]
+    user1, system1 = cpu_seconds()
+    wall = time.monotonic() - wall0
+    user, system = user1 - user0, system1 - system0
     cpu = user + system
     samples = len(store.samples())
     print(f"collectors {','.join(config.collectors)} ({'gevent' if gevent else 'threads'}), "
           f"default rates (probe {config.probe_rate:g}/s, others every {config.interval:g} s), "
           f"{children} imapd children: {cpu:.3f} s CPU in {wall:.1f} s = "
-          f"{100 * cpu / wall:.2f} % of one core ({100 * user / wall:.2f} user, {100 * system / wall:.2f} system); {samples} samples ({samples / wall:.0f}/s), "
+          f"{100 * cpu / wall:.2f} % of one core ({100 * user / wall:.2f} user, "
+          f"{100 * system / wall:.2f} system); {samples} samples ({samples / wall:.0f}/s), "
           f"missed ticks {collectors.missed_ticks}")
     # The same figures for programs (cyrus-loadtest bench reads the last line).
     print(json.dumps({"core_percent": round(100 * cpu / wall, 2), "cpu_s": round(cpu, 3),
-                      "user_s": round(user, 3), "system_s": round(system, 3), "wall_s": round(wall, 1), "samples": samples, "imapd_children": children,
+                      "user_s": round(user, 3), "system_s": round(system, 3),
+                      "wall_s": round(wall, 1), "samples": samples, "imapd_children": children,
                       "collectors": list(config.collectors),
                       "missed_ticks": collectors.missed_ticks}))
 

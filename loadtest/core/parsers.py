@@ -70,9 +70,13 @@ class MasterStats:
 
 
 def parse_master_stats(text: str) -> MasterStats:
+    return _master_stats(parse_prometheus(text))
+
+
+def _master_stats(samples: list[PromSample]) -> MasterStats:
     values: dict[tuple[str, str], dict[str, float]] = {}
     updated: float | None = None
-    for sample in parse_prometheus(text):
+    for sample in samples:
         if sample.timestamp is not None and (updated is None or sample.timestamp > updated):
             updated = sample.timestamp
         signal = MASTER_METRICS.get(sample.name)
@@ -89,9 +93,12 @@ _MASTER_LINE = re.compile(r'([a-z_]+)\{service="([^"]*)",family="([^"]*)"\} (\S+
 
 def parse_master_report(text: str) -> MasterStats | None:
     """Master's own stats file (stats/master.txt); None when the read was torn by master
-    rewriting it meanwhile (see :func:`master_report_whole`). Master's fixed line format is
-    read with one regular expression, a tenth of the general Prometheus parser's cost; a line
-    in another format goes to that parser."""
+    rewriting it meanwhile. Master writes the report in place (one write, then ftruncate) with
+    the same millisecond timestamp on every sample, so a read that caught a write halfway has
+    samples of two reports (two timestamps), a line cut in two or no final newline. An empty
+    file (master has not written yet) counts as whole. Master's fixed line format is read with
+    one regular expression, a tenth of the general Prometheus parser's cost; a line in another
+    format sends the text to that parser."""
     if not text:
         return MasterStats({}, None)
     if not text.endswith("\n"):
@@ -111,27 +118,20 @@ def parse_master_report(text: str) -> MasterStats | None:
             if signal is not None:
                 values.setdefault((service, family), {})[signal] = float(value)
     except ValueError:
-        return parse_master_stats(text) if master_report_whole(text) else None
+        try:
+            samples = parse_prometheus(text)
+        except ParseError:
+            return None
+        whole = len({sample.timestamp for sample in samples}) <= 1
+        return _master_stats(samples) if whole else None
     if len(stamps) > 1:
         return None
     return MasterStats(values, int(stamps.pop()) / 1000.0 if stamps else None)
 
 
 def master_report_whole(text: str) -> bool:
-    """Whether ``text`` is one whole report of master's, not a read torn by master rewriting the
-    file meanwhile. Master writes the report in place (one write, then ftruncate) with the same
-    millisecond timestamp on every sample, so a read that caught a write halfway has samples of
-    two reports (two timestamps), a line cut in two (a parse error) or no final newline. An
-    empty file (master has not written yet) counts as whole."""
-    if not text:
-        return True
-    if not text.endswith("\n"):
-        return False
-    try:
-        samples = parse_prometheus(text)
-    except ParseError:
-        return False
-    return len({s.timestamp for s in samples}) <= 1
+    """Whether ``text`` is one whole report of master's (see :func:`parse_master_report`)."""
+    return parse_master_report(text) is not None
 
 
 # -- /proc/net/tcp and tcp6 -------------------------------------------------------------------

@@ -49,8 +49,12 @@ def _new_histogram(figures: int = _FIGURES) -> HdrHistogram:
     return HdrHistogram(_LOWEST_US, _HIGHEST_US, figures)
 
 
+def _clamp_us(value_us: int) -> int:
+    return min(_HIGHEST_US, max(_LOWEST_US, value_us))
+
+
 def _to_us(response_time_ms: float) -> int:
-    return min(_HIGHEST_US, max(_LOWEST_US, round(response_time_ms * 1000.0)))
+    return _clamp_us(round(response_time_ms * 1000.0))
 
 
 def counted_us(response_times_ms: list[float]) -> dict[int, int]:
@@ -62,7 +66,7 @@ def counted_us(response_times_ms: list[float]) -> dict[int, int]:
     if counts and (min(counts) < _LOWEST_US or max(counts) > _HIGHEST_US):
         clamped: Counter[int] = Counter()
         for value_us, count in counts.items():
-            clamped[min(_HIGHEST_US, max(_LOWEST_US, value_us))] += count
+            clamped[_clamp_us(value_us)] += count
         return clamped
     return counts
 

@@ -294,11 +294,9 @@ class Multiplexer:
             conn.t0 = now
             conn.deadline = now + self.timeout  # the wheel finds the new deadline lazily
             return
-        if conn.reset and conn.active and reset_in_place(conn.fd):
-            conn.state = _IDLE
-            self._start(conn, now)  # on the same socket (closed first if paced to start later)
-            return
-        self._close(conn, reset=conn.reset)
+        # A reset flood that goes on keeps its socket (_start closes it if paced to later).
+        if not (conn.reset and conn.active and reset_in_place(conn.fd)):
+            self._close(conn, reset=conn.reset)
         if conn.active:
             self._start(conn, now)
 
