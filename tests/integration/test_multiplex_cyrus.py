@@ -62,6 +62,10 @@ def test_reset_flood_and_churn_in_one_loop_as_cyrus_sees_them(make_deployment) -
     # with an RST too): at most one more per connection.
     in_flight = len(floods) + 1
     assert logins <= text.count("User logged in") <= logins + in_flight, text[-2000:]
-    # Only the flood's cycles reset; the churn connection logs out (Cyrus logs no reset for it).
-    assert resets <= text.count("Connection reset by peer") <= resets + len(floods), text[-2000:]
+    # Only the flood's cycles reset; the churn connection's 10 or more cycles log out (Cyrus
+    # logs no reset for them). When the loop stops, remove() closes each of the three
+    # connections with a FIN, but a socket closed with a reply unread (or one arriving after)
+    # sends an RST instead (Linux): at most one more reset per connection (one CI run: 61
+    # flood resets, Cyrus logged 64).
+    assert resets <= text.count("Connection reset by peer") <= resets + in_flight, text[-2000:]
     assert len(flood_sockets) == 2  # each flood connection kept its one socket
