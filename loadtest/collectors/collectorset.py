@@ -187,7 +187,7 @@ class CollectorSet:
 
     def _loop(self, interval: float, tick: Any) -> None:
         try:
-            self.missed_ticks += run_ticker(self.runtime, self.clock, interval, self._stop,
+            self.missed_ticks += run_ticker(self.clock, interval, self._stop,
                                             lambda t, _mono: tick(t))
         except Exception:  # never let a collector loop die silently
             log.exception("collector loop stopped")
