@@ -140,15 +140,19 @@ def orchestrate(job: LoadRun) -> int:
 
     from loadtest.deploy.deployment import Deployment, default_root
     from loadtest.deploy.manager import deploy_down, deploy_up
+    from loadtest.deploy.watchdog import start_watchdog, stop_watchdog
 
     own_deployment = job.deployment is None
     # SIGTERM (a CI job cancelled) becomes KeyboardInterrupt so the finally below runs.
     signal.signal(signal.SIGTERM, _interrupt)
     locust: subprocess.Popen[bytes] | None = None
+    watchdog: subprocess.Popen[bytes] | None = None
     root = job.root or default_root().parent / f"{label}-{os.getpid()}"
     try:
         if own_deployment:
             print(f"{label}: starting a test deployment in {root} ...", flush=True)
+            # Stops the deployment if this process is killed without a way out (SIGKILL).
+            watchdog = start_watchdog(root)
             deployment = deploy_up(root, **job.deploy_kwargs)
         else:
             assert job.deployment is not None  # own_deployment is False only with --deployment
@@ -187,6 +191,7 @@ def orchestrate(job: LoadRun) -> int:
         if own_deployment and (root / "deployment.json").exists():
             deploy_down(root)
             print(f"{label}: test deployment stopped", flush=True)
+        stop_watchdog(watchdog)
 
 
 def _write_report(label: str, artifacts: Path, run_name: str) -> bool:

@@ -191,6 +191,7 @@ class Bench:
 
     def cyrus_part(self) -> None:
         from loadtest.deploy.manager import deploy_down, deploy_up
+        from loadtest.deploy.watchdog import start_watchdog, stop_watchdog
 
         users = self.args.users
         root = self.deploy_dir / f"cyrus-loadtest-bench-{os.getpid()}"
@@ -202,10 +203,15 @@ class Bench:
             "volatile_filesystem": filesystem_type(volatile) if volatile else fstype}
         where = f" (proc, lock, stats on {volatile})" if volatile else ""
         self.say(f"deploying Cyrus in {root} ({fstype}){where} ...")
-        deployment = deploy_up(root, users=users, volatile_dir=volatile,
-                               cyrus_bin_dir=self.args.cyrus_bin_dir,
-                               sources={"dir": "flag --deploy-dir",
-                                        "volatile_dir": "flag --volatile-dir"})
+        watchdog = start_watchdog(root)  # stops the deployment if the bench is killed
+        try:
+            deployment = deploy_up(root, users=users, volatile_dir=volatile,
+                                   cyrus_bin_dir=self.args.cyrus_bin_dir,
+                                   sources={"dir": "flag --deploy-dir",
+                                            "volatile_dir": "flag --volatile-dir"})
+        except BaseException:
+            stop_watchdog(watchdog)
+            raise
         self.context["deployment"]["cyrus"] = deployment.instances[0].cyrus
         try:
             env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
@@ -224,6 +230,7 @@ class Bench:
                 self.tls_part(env, instance.master_pid, Path(instance.log_file))
         finally:
             deploy_down(deployment.root)  # also removes the directory
+            stop_watchdog(watchdog)
 
     def churn_and_open_loop(self, env: dict[str, str], against: str, server: str,
                             after_lean: Any = None) -> None:

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -144,3 +145,49 @@ def test_offline_gate_on_incomplete_artifacts(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert str(folder) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_killed_acceptance_run_leaves_no_deployment(tmp_path: Path) -> None:
+    """SIGKILL gives the run no way out (a CI runner's timeout, the OOM killer), and master
+    runs in a session of its own: the watchdog the run started first stops the deployment."""
+    proc = subprocess.Popen([*CLI, "acceptance", "--artifacts", str(tmp_path), "--duration", "30",
+                             "--users", "2", "--held", "1", "--provision-users", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=PROJECT_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            start_new_session=True)
+    root = None
+    locust: list[int] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # bounded: the run ends by itself within about a minute
+            found = re.search(r"starting a test deployment in (\S+) \.\.\.", line)
+            if found:
+                root = Path(found.group(1))
+            if root is not None and (root / "deployment.json").exists():
+                # Master, its syslog receiver and the watchdog are children of the run too.
+                children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                locust = [int(pid) for pid in children
+                          if b"\0-m\0locust\0" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+                if locust:
+                    break
+        assert root is not None and locust, "the run never got as far as starting Locust"
+        masters = pids_mentioning(f"{root}/")
+        assert masters, "no Cyrus processes while the run was under way"
+        os.kill(proc.pid, 9)
+        proc.wait(10)
+        for pid in locust:  # the run's Locust, ours too: ended by pid
+            os.kill(pid, 9)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (pids_mentioning(f"{root}/") or root.exists()):
+            time.sleep(0.2)
+        assert pids_mentioning(f"{root}/") == [], "Cyrus processes outlived the killed run"
+        assert not root.exists()
+        assert pids_mentioning(f"--root\0{root}") == []  # the watchdog is gone too
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if root is not None and root.exists():  # only if the watchdog failed: clean up anyway
+            from loadtest.deploy.manager import deploy_down
+
+            deploy_down(root)
