@@ -26,6 +26,7 @@ from pathlib import Path
 from loadtest.collectors import CollectorConfig, CollectorSet, SeriesStore
 from loadtest.deploy.deployment import Deployment
 from loadtest.deploy.manager import deploy_down, deploy_up
+from loadtest.deploy.watchdog import start_watchdog, stop_watchdog
 
 
 def cpu_seconds() -> tuple[float, float, float]:
@@ -102,6 +103,7 @@ def main() -> int:
     root = tempfile.mkdtemp(prefix="collectors-cost-", dir="/dev/shm")
     os.chmod(root, 0o755)
     # No imaps service: prefork applies to each listening service, and N children is the point.
+    watchdog = start_watchdog(os.path.join(root, "d"))  # stops it if this script is killed
     deployment = deploy_up(os.path.join(root, "d"), users=3, tls=False,
                            options={"prefork": args.prefork, "maxchild": args.prefork + 100})
     try:
@@ -116,6 +118,7 @@ def main() -> int:
             measure(deployment, root, chosen, args.seconds, args.gevent, len(children))
     finally:
         deploy_down(deployment.root)
+        stop_watchdog(watchdog)
         shutil.rmtree(root, ignore_errors=True)
     return 0
 
