@@ -26,7 +26,7 @@ from pathlib import Path
 from loadtest.collectors import CollectorConfig, CollectorSet, SeriesStore
 from loadtest.deploy.deployment import Deployment
 from loadtest.deploy.manager import deploy_down, deploy_up
-from loadtest.deploy.watchdog import start_watchdog, stop_watchdog
+from loadtest.deploy.watchdog import watching
 
 
 def cpu_seconds() -> tuple[float, float, float]:
@@ -102,24 +102,26 @@ def main() -> int:
         monkey.patch_all()
     root = tempfile.mkdtemp(prefix="collectors-cost-", dir="/dev/shm")
     os.chmod(root, 0o755)
-    # No imaps service: prefork applies to each listening service, and N children is the point.
-    watchdog = start_watchdog(os.path.join(root, "d"))  # stops it if this script is killed
-    deployment = deploy_up(os.path.join(root, "d"), users=3, tls=False,
-                           options={"prefork": args.prefork, "maxchild": args.prefork + 100})
-    try:
-        master = deployment.instances[0].master_pid
-        children = wait_for_children(master, args.prefork, deployment.instances[0].stats_file)
-        print(f"master {master} has {len(children)} children")
-        if args.collectors == "each":
-            sets = [(name,) for name in CollectorConfig().collectors]
-        else:
-            sets = [tuple(c for c in args.collectors.split(",") if c)]
-        for chosen in sets:
-            measure(deployment, root, chosen, args.seconds, args.gevent, len(children))
-    finally:
-        deploy_down(deployment.root)
-        stop_watchdog(watchdog)
-        shutil.rmtree(root, ignore_errors=True)
+    directory = os.path.join(root, "d")
+    with watching(directory):  # stops the deployment if this script is killed
+        # No imaps service: prefork applies to each listening service, and N children is the
+        # point.
+        deployment = deploy_up(directory, users=3, tls=False,
+                               options={"prefork": args.prefork, "maxchild": args.prefork + 100})
+        try:
+            master = deployment.instances[0].master_pid
+            children = wait_for_children(master, args.prefork,
+                                         deployment.instances[0].stats_file)
+            print(f"master {master} has {len(children)} children")
+            if args.collectors == "each":
+                sets = [(name,) for name in CollectorConfig().collectors]
+            else:
+                sets = [tuple(c for c in args.collectors.split(",") if c)]
+            for chosen in sets:
+                measure(deployment, root, chosen, args.seconds, args.gevent, len(children))
+        finally:
+            deploy_down(deployment.root)
+            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

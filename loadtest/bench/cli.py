@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadtest.bench import figures as fg
 from loadtest.bench import imaptest as it
@@ -32,6 +32,9 @@ from loadtest.core.credentials import pattern_credentials, read_users_file
 from loadtest.deploy.binaries import add_cyrus_bin_dir_flag
 from loadtest.errors import UsageError
 from loadtest.paths import filesystem_type
+
+if TYPE_CHECKING:
+    from loadtest.deploy.deployment import Deployment
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTORS_COST = REPO / "benchmarks" / "collectors_cost.py"
@@ -191,7 +194,7 @@ class Bench:
 
     def cyrus_part(self) -> None:
         from loadtest.deploy.manager import deploy_down, deploy_up
-        from loadtest.deploy.watchdog import start_watchdog, stop_watchdog
+        from loadtest.deploy.watchdog import watching
 
         users = self.args.users
         root = self.deploy_dir / f"cyrus-loadtest-bench-{os.getpid()}"
@@ -203,34 +206,33 @@ class Bench:
             "volatile_filesystem": filesystem_type(volatile) if volatile else fstype}
         where = f" (proc, lock, stats on {volatile})" if volatile else ""
         self.say(f"deploying Cyrus in {root} ({fstype}){where} ...")
-        watchdog = start_watchdog(root)  # stops the deployment if the bench is killed
-        try:
+        with watching(root):  # stops the deployment if the bench is killed
             deployment = deploy_up(root, users=users, volatile_dir=volatile,
                                    cyrus_bin_dir=self.args.cyrus_bin_dir,
                                    sources={"dir": "flag --deploy-dir",
                                             "volatile_dir": "flag --volatile-dir"})
-        except BaseException:
-            stop_watchdog(watchdog)
-            raise
-        self.context["deployment"]["cyrus"] = deployment.instances[0].cyrus
-        try:
-            env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
-            instance = deployment.instances[0]
-            after_lean = None
-            if self.imaptest:
-                userfile = it.write_userfile(
-                    self._scratch() / "cyrus-users", read_users_file(deployment.users_file, "deployment.json"))
-                after_lean = lambda: self.imaptest_churn(instance.host, instance.port, userfile)  # noqa: E731
-            self.churn_and_open_loop(env, "cyrus", "Cyrus", after_lean)
-            self.flood(env, "cyrus", login=False)
-            self.flood(env, "cyrus", login=True)
-            if self.imaptest:
-                self.imaptest_flood(instance.host, instance.port, userfile)
-            if self.args.tls:
-                self.tls_part(env, instance.master_pid, Path(instance.log_file))
-        finally:
-            deploy_down(deployment.root)  # also removes the directory
-            stop_watchdog(watchdog)
+            self.context["deployment"]["cyrus"] = deployment.instances[0].cyrus
+            try:
+                self.against_deployment(deployment)
+            finally:
+                deploy_down(deployment.root)  # also removes the directory
+
+    def against_deployment(self, deployment: Deployment) -> None:
+        """Every Cyrus part against the bench's own deployment."""
+        env = {"LOADTEST_DEPLOYMENT": str(deployment.path)}
+        instance = deployment.instances[0]
+        after_lean = None
+        if self.imaptest:
+            userfile = it.write_userfile(
+                self._scratch() / "cyrus-users", read_users_file(deployment.users_file, "deployment.json"))
+            after_lean = lambda: self.imaptest_churn(instance.host, instance.port, userfile)  # noqa: E731
+        self.churn_and_open_loop(env, "cyrus", "Cyrus", after_lean)
+        self.flood(env, "cyrus", login=False)
+        self.flood(env, "cyrus", login=True)
+        if self.imaptest:
+            self.imaptest_flood(instance.host, instance.port, userfile)
+        if self.args.tls:
+            self.tls_part(env, instance.master_pid, Path(instance.log_file))
 
     def churn_and_open_loop(self, env: dict[str, str], against: str, server: str,
                             after_lean: Any = None) -> None:

@@ -217,8 +217,9 @@ def collectors_figure(percent: float | None, detail: dict[str, Any]) -> Figure:
     return Figure("collectors_core_percent", "collectors at default rates: share of one core",
                   percent, "%",
                   "benchmarks/collectors_cost.py: CPU of the collecting process (the "
-                  "scheduler's clock, process_time) over the wall time, every collector at default rates, N ready imapd children (no "
-                  "imaps service: N in all), under gevent as in a Locust run", detail)
+                  "scheduler's clock, process_time) over the wall time, every collector at "
+                  "default rates, N ready imapd children (no imaps service: N in all), under "
+                  "gevent as in a Locust run", detail)
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:

@@ -20,16 +20,19 @@ import os
 import select
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from loadtest.deploy.procs import pid_alive
+from loadtest.deploy.procs import pid_alive, terminate
 
 
-def start_watchdog(root: str | Path) -> subprocess.Popen[bytes]:
-    """A watchdog over ``root`` for this process. It answers "ready" once it watches, so
-    that a kill right after this call cannot slip past it."""
+def start_watchdog(root: str | Path, owner: int | None = None) -> subprocess.Popen[bytes]:
+    """A watchdog over ``root`` for ``owner`` (default: this process). It answers "ready" once
+    it watches, so that a kill right after this call cannot slip past it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loadtest.deploy.watchdog", "--owner", str(os.getpid()),
+        [sys.executable, "-m", "loadtest.deploy.watchdog",
+         "--owner", str(os.getpid() if owner is None else owner),
          "--root", str(Path(root).absolute())],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True)
@@ -46,12 +49,18 @@ def stop_watchdog(proc: subprocess.Popen[bytes] | None) -> None:
     """The owner has stopped its deployment itself: the watchdog has nothing left to do."""
     if proc is None or proc.poll() is not None:
         return
-    proc.terminate()
+    terminate([proc.pid], 5.0)
+    proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def watching(root: str | Path) -> Iterator[None]:
+    """A watchdog over ``root`` for the block: start the deployment and stop it inside."""
+    proc = start_watchdog(root)
     try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
+        yield
+    finally:
+        stop_watchdog(proc)
 
 
 def wait_for_exit(pid: int) -> None:
@@ -62,7 +71,7 @@ def wait_for_exit(pid: int) -> None:
         return
     except OSError:  # no pidfd (kernel before 5.3): look twice a second
         while pid_alive(pid):
-            select.select([], [], [], 0.5)
+            time.sleep(0.5)
         return
     try:
         select.select([fd], [], [], None)  # readable once the process has exited

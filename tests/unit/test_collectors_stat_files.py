@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -48,10 +49,9 @@ def test_a_zombie_reads_as_z_and_a_reaped_process_is_gone() -> None:
         assert parse_pid_stat(files.read(proc.pid)).state in "SR"
         os.kill(proc.pid, 9)
         # Exited, not yet waited for: a zombie, still read through the held descriptor.
-        for _ in range(200):
-            if parse_pid_stat(files.read(proc.pid)).state == "Z":
-                break
-            os.sched_yield()
+        deadline = time.monotonic() + 5.0
+        while parse_pid_stat(files.read(proc.pid)).state != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert parse_pid_stat(files.read(proc.pid)).state == "Z"
     finally:
         proc.kill()

@@ -14,13 +14,6 @@ from loadtest.deploy.procs import pid_alive
 from loadtest.deploy.watchdog import start_watchdog, stop_watchdog
 
 
-def watchdog(owner: int, root: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "loadtest.deploy.watchdog", "--owner",
-                             str(owner), "--root", str(root)], stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-    return proc
-
-
 def process_in(root: Path) -> subprocess.Popen[bytes]:
     """A stand-in for an instance's process: its command line names a file in ``root``."""
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
@@ -33,7 +26,7 @@ def test_the_deployment_of_a_killed_owner_is_stopped(tmp_path: Path) -> None:
     (root / MARKER).write_text("")
     owner = subprocess.Popen(["sleep", "60"])
     server = process_in(root)
-    dog = watchdog(owner.pid, root)
+    dog = start_watchdog(root, owner=owner.pid)
     try:
         assert dog.poll() is None  # waits while the owner lives
         owner.kill()
@@ -51,7 +44,7 @@ def test_a_deployment_its_owner_stopped_is_left_alone(tmp_path: Path) -> None:
     root = tmp_path / "deployment"  # never made, or already removed by its owner
     owner = subprocess.Popen(["sleep", "60"])
     bystander = process_in(root)  # names the path, but nothing there is a deployment
-    dog = watchdog(owner.pid, root)
+    dog = start_watchdog(root, owner=owner.pid)
     try:
         owner.kill()
         owner.wait(5)
