@@ -43,21 +43,31 @@ def test_reads_again_through_one_descriptor() -> None:
 
 
 def test_a_zombie_reads_as_z_and_a_reaped_process_is_gone() -> None:
+    # The zombie's parent reaps only when told (as Cyrus master reaps only when its loop
+    # comes round): a child of ours would be reaped at once by gevent's SIGCHLD watcher when
+    # the suite runs patched.
     files = HeldStatFiles(limit=10)
-    proc = subprocess.Popen(["sleep", "30"])
+    # The shell reaps its child only in `wait`, after a line on its stdin.
+    parent = subprocess.Popen(["sh", "-c", "sleep 30 & echo $!; read line; wait"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert parse_pid_stat(files.read(proc.pid)).state in "SR"
-        os.kill(proc.pid, 9)
+        assert parent.stdin is not None and parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        assert parse_pid_stat(files.read(pid)).state in "SR"
+        os.kill(pid, 9)
         # Exited, not yet waited for: a zombie, still read through the held descriptor.
         deadline = time.monotonic() + 5.0
-        while parse_pid_stat(files.read(proc.pid)).state != "Z" and time.monotonic() < deadline:
+        while parse_pid_stat(files.read(pid)).state != "Z" and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert parse_pid_stat(files.read(proc.pid)).state == "Z"
+        assert parse_pid_stat(files.read(pid)).state == "Z"
+        parent.stdin.write("reap\n")
+        parent.stdin.close()
+        parent.wait(5)  # its `wait` has reaped the zombie
     finally:
-        proc.kill()
-        proc.wait(5)
+        parent.kill()
+        parent.wait(5)
     with pytest.raises((FileNotFoundError, ProcessLookupError)):
-        files.read(proc.pid)
+        files.read(pid)
     assert len(files) == 0
 
 
